@@ -1,0 +1,108 @@
+/*
+ * config.h -- wsyncd.ini and conf.d/<instance>.ini, read with inih.
+ *
+ * Every error names the file, the line, the key and what was expected; the
+ * caller prints wsync_config_errors() and exits 2.  Environment overrides:
+ *   WSYNC_DATABASE_URL             replaces [database] conninfo
+ *   WORKOUT_SYNC_INTERVAL_MINUTES  replaces [engine] interval_minutes
+ */
+#ifndef WSYNC_CONFIG_H
+#define WSYNC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WSYNC_MAX_BACKOFF 16
+#define WSYNC_MAX_APP_WINDOWS 8
+
+/* One key as read from a file, kept so the plugin loader can check plugin
+ * keys against the plugin's schema and report their line. */
+typedef struct wsync_config_entry {
+	char *section;
+	char *key;
+	char *value;
+	int line;
+	int core;       /* 1: a key the core knows and has validated */
+	char *secret;   /* for *_file secret keys: the file's content */
+} wsync_config_entry;
+
+typedef struct wsync_rate_window {
+	int limit;        /* calls */
+	int seconds;      /* per this many seconds */
+} wsync_rate_window;
+
+typedef struct wsync_provider_config {
+	char *name;       /* instance name = file stem; the queue's provider */
+	char *path;       /* conf.d/<name>.ini */
+	char *plugin;     /* [provider] plugin */
+	int enabled;
+	char *base_url;
+	int rate_limit_per_minute;                 /* per (user, provider) */
+	wsync_rate_window app_windows[WSYNC_MAX_APP_WINDOWS];
+	int n_app_windows;                         /* app-wide, per provider */
+	int connect_timeout_s;
+	int timeout_s;
+	char *ca_file;                             /* NULL: system CA store */
+	char *token_url;                           /* [oauth]; NULL = no refresh */
+	char *client_id;
+	char *client_secret_file;
+	char *client_secret;                       /* file content; never print */
+	wsync_config_entry *entries;
+	size_t n_entries;
+} wsync_provider_config;
+
+typedef struct wsync_config {
+	char *path;
+	char *conninfo;
+	int interval_minutes;
+	int workers;
+	int batch_size;
+	int lease_seconds;
+	int listen;
+	int max_retries;
+	int backoff_s[WSYNC_MAX_BACKOFF];
+	int n_backoff;
+	char *plugin_dir;
+	char *conf_dir;
+	int log_level;                             /* WSYNC_LOG_* */
+	char *metrics_listen;                      /* NULL or "" = off */
+	wsync_provider_config *providers;
+	size_t n_providers;
+	char *errors;                              /* accumulated error lines */
+} wsync_config;
+
+/* Load `path` and every *.ini of its conf_dir.  Returns the config (never
+ * NULL unless out of memory); check wsync_config_ok().  Caller frees. */
+wsync_config *wsync_config_load(const char *path);
+int wsync_config_ok(const wsync_config *cfg);
+/* All errors, one per line ("file:line: ..."), or "" when none. */
+const char *wsync_config_errors(const wsync_config *cfg);
+/* Append an error line (printf-style) to cfg->errors. */
+void wsync_config_error(wsync_config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void wsync_config_free(wsync_config *cfg);
+
+/* Find a provider instance by name, or NULL. */
+const wsync_provider_config *wsync_config_provider(const wsync_config *cfg,
+                                                   const char *name);
+/* Find an entry of an instance, or NULL. */
+const wsync_config_entry *wsync_config_entry_find(const wsync_provider_config *p,
+                                                  const char *section,
+                                                  const char *key);
+
+/* Parsers shared with the plugin loader and tests.  Return 0 on success. */
+int wsync_parse_bool(const char *s, int *out);
+int wsync_parse_int(const char *s, long long min, long long max, long long *out);
+/* "90", "90s", "2m", "1h", "1d" -> seconds */
+int wsync_parse_duration(const char *s, int *out);
+/* "2m, 10m, 1h" */
+int wsync_parse_backoff(const char *s, int *out, int max, int *n);
+/* "200/5m, 1000/1h, 5000/1d" */
+int wsync_parse_rate_windows(const char *s, wsync_rate_window *out, int max, int *n);
+/* Read a secret file, refusing one that group or others can read. */
+char *wsync_read_secret_file(const char *path, char *err, size_t errlen);
+
+/* Print the effective configuration, secrets masked. */
+void wsync_config_print(const wsync_config *cfg, void *file /* FILE* */);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * ctl.h -- wsyncctl commands implemented outside wsyncctl.c.
+ *
+ * A command gets the words from its own name on (argv[0] is the command
+ * name, e.g. "plugins"), parses its own options (including --help and
+ * --json), prints its output on stdout and its errors on stderr, and
+ * returns the process exit code: WSYNC_EXIT_OK, WSYNC_EXIT_RUNTIME or
+ * WSYNC_EXIT_USAGE (DESIGN section 2).
+ */
+#ifndef WSYNC_CTL_H
+#define WSYNC_CTL_H
+
+#include "config.h"
+
+enum {
+	WSYNC_EXIT_OK = 0,       /* done */
+	WSYNC_EXIT_RUNTIME = 1,  /* runtime failure (database unreachable, ...) */
+	WSYNC_EXIT_USAGE = 2     /* bad arguments or configuration */
+};
+
+/* `wsyncctl plugins`: what the plugin directory holds and what would load.
+ * cfg is the loaded configuration (wsync_config_ok() true), owned by the
+ * caller; it is NULL only when argv holds --help, so that the help
+ * prints without a configuration. */
+int wsync_ctl_plugins(const wsync_config *cfg, int argc, char **argv);
+
+#endif

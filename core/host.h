@@ -1,0 +1,50 @@
+/*
+ * host.h -- the wsync_host services table and the per-call context behind
+ * the plugin's opaque `wsync_call *`.
+ */
+#ifndef WSYNC_HOST_H
+#define WSYNC_HOST_H
+
+#include "http.h"
+#include "oauth.h"
+#include "plugin_loader.h"
+#include "ratelimit.h"
+#include "wsync/plugin.h"
+
+#include <libpq-fe.h>
+
+/* Calls that would wait longer than this for the rate limiter are deferred
+ * (the entry goes back to the queue, no retry used) instead of sleeping. */
+#define WSYNC_RATE_SLEEP_MAX_MS 5000
+
+struct wsync_call {
+	wsync_plugin_instance *inst;
+	wsync_http_client *http;       /* the worker's, keep-alive */
+	PGconn *db;                    /* for token refresh; NULL: no refresh */
+	wsync_ratelimiter *limiter;    /* NULL: no limits */
+	const char *user_id;
+	wsync_token *token;            /* access token in use; refreshed here */
+	wsync_http_result result;      /* last answer (body owned by http) */
+	int refreshed;                 /* one refresh per operation */
+	int deferred;                  /* the limiter asked for a long wait */
+	/* outcome */
+	int32_t status;
+	int64_t retry_after_s;
+	char message[1024];
+	char *provider_id;             /* malloc'ed; set_provider_id */
+};
+
+/* The table handed to every plugin's init(). */
+const wsync_host *wsync_host_services(void);
+
+/* Prepare / clean a call context (zeroed outcome). */
+void wsync_call_init(wsync_call *call, wsync_plugin_instance *inst);
+void wsync_call_reset_outcome(wsync_call *call);
+void wsync_call_clean(wsync_call *call);
+
+/* User-Agent sent to a provider: "wsync/<version>" unless the plugin's
+ * [provider] user_agent key says otherwise. */
+void wsync_call_settings(const wsync_call *call, wsync_http_settings *s,
+                         char *ua, size_t ualen);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * http.h -- the core's HTTP client (libcurl) behind wsync_host.http.
+ *
+ * One wsync_http_client per worker thread (it owns a keep-alive curl easy
+ * handle); never share one between threads.  TLS verification is always on;
+ * `ca_file` only chooses the trust store.  Proxies come from the usual
+ * environment variables (libcurl's default behaviour).
+ */
+#ifndef WSYNC_HTTP_H
+#define WSYNC_HTTP_H
+
+#include "wsync/plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wsync_http_client wsync_http_client;
+
+typedef struct wsync_http_settings {
+	const char *base_url;      /* prefix for relative request paths */
+	const char *ca_file;       /* NULL: system store */
+	long connect_timeout_s;    /* 0: 10 s */
+	long timeout_s;            /* total; 0: 30 s */
+	const char *user_agent;    /* full User-Agent header value */
+} wsync_http_settings;
+
+typedef struct wsync_http_result {
+	long status;               /* HTTP status, 0 when no answer arrived */
+	char *body;                /* NUL-terminated, owned by the client:
+	                              valid until its next perform() */
+	size_t body_len;
+	int64_t retry_after_s;     /* from Retry-After (seconds or HTTP-date),
+	                              any status; else from X-RateLimit-Reset
+	                              on a 429 only (Wahoo sends it on every
+	                              answer); 0 when absent */
+	int transport_error;       /* 1: timeout, reset, DNS, TLS, truncated */
+	char error[256];           /* transport error text, "" otherwise */
+} wsync_http_result;
+
+wsync_http_client *wsync_http_client_new(void);
+void wsync_http_client_free(wsync_http_client *c);
+
+/*
+ * Perform `req`.  `bearer` (may be NULL) is sent as
+ * "Authorization: Bearer ..." and never logged.  `now` (unix seconds) is
+ * used to turn an HTTP-date Retry-After into seconds.  Returns 0 when an
+ * HTTP answer arrived (any status), -1 on a transport error (details in
+ * res->error, transport_error = 1).  -1 with transport_error = 0 means the
+ * request was refused before anything was sent (CR/LF in a header or the
+ * token, bad method, relative path without base_url): a bug, not provider
+ * trouble.  Expects curl_global_init() to have run once before threads.
+ */
+int wsync_http_perform(wsync_http_client *c, const wsync_http_settings *s,
+                       const wsync_http_request *req, const char *bearer,
+                       wsync_http_result *res, int64_t now);
+
+/*
+ * The core's classification of an answer (DESIGN section 5):
+ * 2xx -> WSYNC_OK; 401, 403, 412 -> WSYNC_E_AUTH; 404/410 -> WSYNC_E_NOT_FOUND;
+ * 429 -> WSYNC_E_RATE_LIMIT (retry_after from the headers, else 60 s);
+ * 400, 422 (and other 4xx) -> WSYNC_E_INVALID; 5xx, 408, transport errors
+ * -> WSYNC_E_PROVIDER (delay: a Retry-After, else 0); 1xx, 3xx (redirects
+ * are not followed) and requests refused before sending ->
+ * WSYNC_E_UNEXPECTED.  The body is not looked at: a 2xx with an empty or
+ * malformed body is WSYNC_OK.  Writes a one-line message such as
+ * "HTTP 503 from POST /v1/plans: <first 200 bytes of body>" (valid UTF-8,
+ * no query string) into msg (may be NULL) and the delay into *retry_after_s
+ * (may be NULL).
+ */
+int32_t wsync_http_classify(const wsync_http_request *req,
+                            const wsync_http_result *res, char *msg,
+                            size_t msglen, int64_t *retry_after_s);
+
+/* Retry-After value (delta seconds or HTTP-date), else X-RateLimit-Reset
+ * (seconds; of a comma list the largest; a value >= 10^9 is a unix time),
+ * as seconds from `now`, clamped to 0 .. 86400; 0 when neither parses.
+ * Either may be NULL. */
+int64_t wsync_parse_retry_after(const char *retry_after,
+                                const char *ratelimit_reset, int64_t now);
+
+/* URL-encode for form bodies; malloc'ed. */
+char *wsync_url_encode(const char *s);
+/* Base64 with padding; malloc'ed. */
+char *wsync_base64_encode(const void *data, size_t len);
+
+#endif

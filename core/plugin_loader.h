@@ -1,0 +1,63 @@
+/*
+ * plugin_loader.h -- find, validate and instantiate provider plugins.
+ *
+ * For every conf.d/<name>.ini whose [provider] plugin = X, the loader opens
+ * <plugins.dir>/X.so (once per plugin file, shared by its instances),
+ * validates it in a fixed order and calls init().  Every refusal is recorded
+ * with the file and the reason, and the other plugins still load.
+ */
+#ifndef WSYNC_PLUGIN_LOADER_H
+#define WSYNC_PLUGIN_LOADER_H
+
+#include "config.h"
+#include "wsync/plugin.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+typedef struct wsync_registry wsync_registry;
+
+/* Host-side state of one configured instance: the plugin gets a pointer to
+ * it as its opaque `const wsync_instance *`. */
+typedef struct wsync_instance wsync_plugin_instance;
+struct wsync_instance {
+	char *name;                        /* instance = provider name */
+	char *file;                        /* path of the .so */
+	const wsync_plugin *desc;          /* NULL when refused */
+	const wsync_provider_config *cfg;  /* borrowed from the wsync_config */
+	void *state;                       /* from init() */
+	int loaded;                        /* 1: init() succeeded */
+	int enabled;                       /* [provider] enabled */
+	char *refusal;                     /* why it did not load, or NULL */
+	pthread_mutex_t serial_lock;       /* for WSYNC_PLUGIN_SERIAL */
+	int config_error;                  /* refusal is a configuration error */
+	wsync_registry *registry;          /* owner */
+};
+
+/*
+ * Load every instance of `cfg` (which must outlive the registry) with host
+ * services `host`.  Never NULL unless out of memory.  Refusals are logged at
+ * error level and kept in each instance's `refusal`.
+ */
+wsync_registry *wsync_registry_load(const wsync_config *cfg,
+                                    const wsync_host *host);
+/* destroy() every loaded instance; the .so files stay mapped. */
+void wsync_registry_free(wsync_registry *r);
+
+size_t wsync_registry_count(const wsync_registry *r);
+wsync_plugin_instance *wsync_registry_at(wsync_registry *r, size_t i);
+/* Loaded and enabled instance by provider name, or NULL. */
+wsync_plugin_instance *wsync_registry_find(wsync_registry *r, const char *name);
+/* Number of instances that were refused. */
+size_t wsync_registry_failures(const wsync_registry *r);
+
+/* Configuration getters behind wsync_host (values validated at load). */
+const char *wsync_instance_config_string(const wsync_plugin_instance *inst,
+                                         const char *section, const char *key);
+
+/* Inspect one plugin file without instantiating it: fills *desc or writes
+ * the refusal into err.  Returns 0 when the file is acceptable. */
+int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,
+                       size_t errlen);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * ratelimit.h -- sliding-window call limits per (provider, user) and per
+ * provider (app-wide), with an injected clock so tests need not wait.
+ *
+ * Exact sliding log: a window of L calls per S seconds keeps the last L call
+ * times; a new call is allowed when fewer than L fall inside the last S
+ * seconds.  Thread-safe.  Limits hold per wsyncd process.
+ */
+#ifndef WSYNC_RATELIMIT_H
+#define WSYNC_RATELIMIT_H
+
+#include "config.h"
+
+#include <stdint.h>
+
+typedef struct wsync_ratelimiter wsync_ratelimiter;
+
+wsync_ratelimiter *wsync_ratelimiter_new(void);
+void wsync_ratelimiter_free(wsync_ratelimiter *rl);
+
+/*
+ * Take one call for (provider, user) at `now_ms` if every window allows it:
+ * the per-user window `per_user_per_minute` calls per 60 s (0 = none) and
+ * the app-wide `app` windows of the provider.  Returns 0 when the call was
+ * taken, otherwise the milliseconds until it would be allowed (nothing is
+ * taken then).
+ */
+int64_t wsync_ratelimit_try(wsync_ratelimiter *rl, const char *provider,
+                            const char *user_id, int per_user_per_minute,
+                            const wsync_rate_window *app, int n_app,
+                            int64_t now_ms);
+
+#endif

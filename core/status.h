@@ -1,0 +1,59 @@
+/*
+ * status.h -- the report queries behind `wsyncctl status|queue|errors|failed|
+ * success-rate|prune` and the client status API, and the output helpers that
+ * print any query result as an aligned table, as records, or as JSON.
+ *
+ * Every report returns the PGresult of one query (never NULL unless out of
+ * memory; check PQresultStatus); the caller PQclear()s it.  Timestamps come
+ * back as ISO-8601 UTC text ("2026-11-28T17:00:00Z").
+ */
+#ifndef WSYNC_STATUS_H
+#define WSYNC_STATUS_H
+
+#include <libpq-fe.h>
+#include <stdio.h>
+
+/* wsync_sync_status() rows (provider NULL = every registered provider):
+ * provider, state, synced, pending, failed, enabled, error_type,
+ * error_message, last_attempt, next_retry_at, retry_count,
+ * provider_entity_id, operation, queue_id, user_id. */
+PGresult *wsync_report_status(PGconn *db, const char *entity_type, const char *entity_id,
+                              const char *provider);
+
+/* Pending entries by provider, operation and entity type: pending, due,
+ * in_flight, retrying, oldest, oldest_age_s. */
+PGresult *wsync_report_queue(PGconn *db);
+
+/* Pending entries whose last attempt failed, by error_type and provider:
+ * entries, max_retry_count, next_retry_at, last_message. */
+PGresult *wsync_report_errors(PGconn *db);
+
+/* Current permanent failures (processed with an error and not superseded
+ * by a newer entry of the same entity and provider), newest first. */
+PGresult *wsync_report_failed(PGconn *db, long limit);
+
+/* Per registered provider, entries processed in the last since_s seconds:
+ * processed, succeeded, failed, rate_pct (NULL when none). */
+PGresult *wsync_report_success_rate(PGconn *db, long since_s);
+
+/* Delete processed entries older than older_s seconds, `batch` rows per
+ * statement (each its own transaction, so locks stay short); pending
+ * entries are never touched.  Returns the number deleted, or -1 with the
+ * message in err.  *batches (may be NULL) = statements run. */
+long long wsync_prune(PGconn *db, long older_s, long batch, long *batches, char *err,
+                      size_t errlen);
+
+/* ---- output ---------------------------------------------------------------- */
+
+typedef enum wsync_out_mode {
+	WSYNC_OUT_TABLE,    /* aligned columns, a header, "(N rows)" */
+	WSYNC_OUT_RECORDS,  /* one "column  value" block per row */
+	WSYNC_OUT_JSON      /* a JSON array of objects */
+} wsync_out_mode;
+
+/* Print every row of a PGRES_TUPLES_OK result.  In JSON, booleans, integers
+ * and numerics become JSON booleans and numbers, SQL NULL becomes null,
+ * everything else a string.  Returns 0, or -1 when out of memory. */
+int wsync_out_rows(FILE *f, const PGresult *r, wsync_out_mode mode);
+
+#endif

@@ -1,0 +1,150 @@
+#include "testlib.h"
+
+#include "migrate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int t_checks, t_failures;
+
+void t_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	t_failures++;
+	fprintf(stderr, "FAIL %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int t_done(void)
+{
+	printf("%d checks, %d failed\n", t_checks, t_failures);
+	return t_failures ? 1 : 0;
+}
+
+PGconn *t_db(void)
+{
+	const char *ci = getenv("WSYNC_TEST_CONNINFO");
+	PGconn *c;
+	if (!ci) {
+		fprintf(stderr, "WSYNC_TEST_CONNINFO not set: run under tests/pg_harness.sh\n");
+		exit(1);
+	}
+	c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot connect to test database: %s", PQerrorMessage(c));
+		exit(1);
+	}
+	return c;
+}
+
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	return PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+int t_exec(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = run(c, sql, n, params);
+	ExecStatusType st = PQresultStatus(r);
+	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	t_checks++;
+	if (!ok)
+		t_fail(__FILE__, __LINE__, "SQL failed: %s\n  %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	return ok;
+}
+
+char *t_query_str(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = run(c, sql, n, params);
+	char *s = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		t_fail(__FILE__, __LINE__, "SQL failed: %s\n  %s", sql, PQerrorMessage(c));
+		s = strdup("");
+	} else if (PQntuples(r) == 0) {
+		s = strdup("");
+	} else if (!PQgetisnull(r, 0, 0)) {
+		s = strdup(PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return s;
+}
+
+long long t_query_int(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	char *s = t_query_str(c, sql, n, params);
+	long long v = (s && *s) ? strtoll(s, NULL, 10) : -1;
+	free(s);
+	return v;
+}
+
+void t_migrate(PGconn *c)
+{
+	char err[1024];
+	const char *dir = getenv("WSYNC_MIGRATIONS_DIR");
+	if (wsync_migrate(c, dir ? dir : WSYNC_SOURCE_ROOT "/migrations", NULL, err,
+	                  sizeof err) < 0) {
+		fprintf(stderr, "migrate failed: %s\n", err);
+		exit(1);
+	}
+}
+
+int t_run(char *const argv[], char **out)
+{
+	char path[] = "/tmp/wsync-t-run.XXXXXX";
+	int fd = mkstemp(path), status = 0;
+	pid_t pid;
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (out) {
+		off_t len = lseek(fd, 0, SEEK_END);
+		*out = calloc(1, (size_t)len + 1);
+		if (*out && len > 0 && pread(fd, *out, (size_t)len, 0) < 0)
+			(*out)[0] = 0;
+	}
+	close(fd);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+void t_write_file(const char *path, const char *text, unsigned mode)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+	chmod(path, (mode_t)mode);
+}
+
+char *t_tempdir(void)
+{
+	char *d = strdup("/tmp/wsync-test.XXXXXX");
+	if (!d || !mkdtemp(d)) {
+		fprintf(stderr, "mkdtemp failed\n");
+		exit(1);
+	}
+	chmod(d, 0755);
+	return d;
+}

@@ -1,0 +1,84 @@
+/*
+ * testlib.h -- the few helpers every wsync test uses.
+ *
+ * A test program runs named checks; each failed check prints file:line and
+ * what differed; main() ends with `return t_done();`, which prints
+ * "N checks, N failed" and returns non-zero if any failed.  Database tests
+ * run under tests/pg_harness.sh and get their database from
+ * WSYNC_TEST_CONNINFO (t_db()).
+ */
+#ifndef WSYNC_TESTLIB_H
+#define WSYNC_TESTLIB_H
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+extern int t_checks, t_failures;
+
+void t_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int t_done(void);
+
+#define T_CHECK(cond)                                                          \
+	do {                                                                   \
+		t_checks++;                                                    \
+		if (!(cond))                                                   \
+			t_fail(__FILE__, __LINE__, "check failed: %s", #cond); \
+	} while (0)
+
+#define T_EQ_INT(a, b)                                                         \
+	do {                                                                   \
+		long long t_a_ = (long long)(a), t_b_ = (long long)(b);        \
+		t_checks++;                                                    \
+		if (t_a_ != t_b_)                                              \
+			t_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", \
+			       #a, t_a_, #b, t_b_);                            \
+	} while (0)
+
+#define T_EQ_STR(a, b)                                                         \
+	do {                                                                   \
+		const char *t_a_ = (a), *t_b_ = (b);                           \
+		t_checks++;                                                    \
+		if (!t_a_ || !t_b_ || strcmp(t_a_, t_b_) != 0)                 \
+			t_fail(__FILE__, __LINE__, "%s == \"%s\", expected \"%s\"", \
+			       #a, t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)"); \
+	} while (0)
+
+#define T_CONTAINS(hay, needle)                                                \
+	do {                                                                   \
+		const char *t_h_ = (hay), *t_n_ = (needle);                    \
+		t_checks++;                                                    \
+		if (!t_h_ || !strstr(t_h_, t_n_))                              \
+			t_fail(__FILE__, __LINE__, "%s == \"%s\" does not contain \"%s\"", \
+			       #hay, t_h_ ? t_h_ : "(null)", t_n_);            \
+	} while (0)
+
+/* ---- database helpers (abort the test on connection failure) ---- */
+
+/* Connect to WSYNC_TEST_CONNINFO.  Caller PQfinish()es. */
+PGconn *t_db(void);
+/* Run SQL with optional text parameters; fail the test (and return 0) on
+ * error.  Returns 1 on success. */
+int t_exec(PGconn *c, const char *sql, int n, const char *const *params);
+/* First column of the first row as a malloc'ed string ("" for no row, NULL
+ * for SQL NULL); caller frees. */
+char *t_query_str(PGconn *c, const char *sql, int n, const char *const *params);
+/* First column of the first row as a number (-1 when no row or NULL). */
+long long t_query_int(PGconn *c, const char *sql, int n, const char *const *params);
+/* Apply every migration of the source tree to the test database. */
+void t_migrate(PGconn *c);
+
+/* ---- process helpers ---- */
+
+/* Run argv (argv[0] a path), capture stdout and stderr together into a
+ * malloc'ed string (*out, may be NULL), return the exit status (or 128+sig). */
+int t_run(char *const argv[], char **out);
+/* Write `text` to a new file `path` with mode `mode`. */
+void t_write_file(const char *path, const char *text, unsigned mode);
+/* A fresh temp directory (malloc'ed path). */
+char *t_tempdir(void);
+
+#endif
