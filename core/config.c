@@ -536,7 +536,8 @@ static void load_conf_dir(wsync_config *cfg)
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, by_name);
+	if (n)
+		qsort(names, n, sizeof *names, by_name);
 	for (size_t i = 0; i < n; i++) {
 		load_instance(cfg, cfg->conf_dir, names[i]);
 		free(names[i]);

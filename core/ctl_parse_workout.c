@@ -242,7 +242,8 @@ static void print_table(FILE *f, const wsync_workout *w)
 		fmt_distance(total, sizeof total, w->total_metres);
 		fprintf(f, "%s, ", total);
 	}
-	fprintf(f, "%u steps after repeats\n", (unsigned)w->expanded_steps);
+	fprintf(f, "%u step%s after repeats\n", (unsigned)w->expanded_steps,
+	        w->expanded_steps == 1 ? "" : "s");
 }
 
 static int print_json(FILE *f, const wsync_workout *w)

@@ -33,7 +33,7 @@ typedef struct loaded_file {
 struct wsync_registry {
 	const wsync_config *cfg;
 	const wsync_host *host;
-	loaded_file *files;
+	loaded_file **files;      /* separately allocated: instances point into them */
 	size_t n_files;
 	wsync_plugin_instance **instances;
 	size_t n_instances;
@@ -181,18 +181,17 @@ int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,
 static loaded_file *get_file(wsync_registry *r, const char *plugin)
 {
 	char path[PATH_MAX], err[1024] = "";
-	loaded_file *grown, *f;
+	loaded_file **grown, *f;
 
 	snprintf(path, sizeof path, "%s/%s.so", r->cfg->plugin_dir, plugin);
 	for (size_t i = 0; i < r->n_files; i++)
-		if (!strcmp(r->files[i].path, path))
-			return &r->files[i];
+		if (!strcmp(r->files[i]->path, path))
+			return r->files[i];
 	grown = realloc(r->files, (r->n_files + 1) * sizeof *grown);
-	if (!grown)
+	if (!grown || !(f = calloc(1, sizeof *f)))
 		abort();
 	r->files = grown;
-	f = &grown[r->n_files++];
-	memset(f, 0, sizeof *f);
+	grown[r->n_files++] = f;
 	f->path = strdup(path);
 	if (strchr(plugin, '/') || plugin[0] == '.')
 		snprintf(err, sizeof err, "%s: plugin name '%s' must be a file name, not a path",
@@ -372,8 +371,9 @@ void wsync_registry_free(wsync_registry *r)
 	 * (atexit handlers of its libraries) that must not point into unmapped
 	 * code. */
 	for (size_t i = 0; i < r->n_files; i++) {
-		free(r->files[i].path);
-		free(r->files[i].refusal);
+		free(r->files[i]->path);
+		free(r->files[i]->refusal);
+		free(r->files[i]);
 	}
 	free(r->files);
 	free(r->instances);

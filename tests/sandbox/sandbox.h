@@ -154,6 +154,11 @@ size_t sb_utf8_chars(const char *s);
 size_t sb_base64_decode(const char *in, size_t inlen, char **out); /* SIZE_MAX on error */
 char *sb_base64_encode(const char *in, size_t len);
 bool sb_ctype_is(const char *ctype, const char *want);
+/* true when d is a whole number within +-9e15 (no libm needed) */
+static inline bool sb_is_whole(double d)
+{
+    return d >= -9e15 && d <= 9e15 && (double)(long long)d == d;
+}
 
 /* Rails-style form: "a[b]=1&a[c][]=2" -> {"a":{"b":"1","c":["2"]}} (strings). */
 json_object *sb_form_parse(const char *body, size_t len, char *err, size_t errlen);

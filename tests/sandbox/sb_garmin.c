@@ -1,7 +1,7 @@
 /* wsync-sandbox: Garmin Connect Training API V2 (workouts, schedules). */
 #include "sandbox.h"
 
-#include <math.h>
+#include <math.h> /* isfinite only: no libm needed */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,9 +207,9 @@ static bool check_steps(gctx *c, json_object *steps, const char *where, int dept
         if (tt && zv && !lo && !hi) {
             const char *t = json_object_get_string(tt);
             double z = json_object_get_double(zv);
-            if (strcmp(t, "HEART_RATE") == 0 && (z < 1 || z > 5 || z != floor(z)))
+            if (strcmp(t, "HEART_RATE") == 0 && (z < 1 || z > 5 || !sb_is_whole(z)))
                 return fail(c, 400, "%s.targetValue: heart-rate zone must be 1..5%s", at, "");
-            if (strcmp(t, "POWER") == 0 && (z < 1 || z > 7 || z != floor(z)))
+            if (strcmp(t, "POWER") == 0 && (z < 1 || z > 7 || !sb_is_whole(z)))
                 return fail(c, 400, "%s.targetValue: power zone must be 1..7%s", at, "");
         }
         if (!opt_enum(st, "secondaryTargetType", SECONDARY))
@@ -300,7 +300,7 @@ static bool check_workout(gctx *c, json_object *w)
         return fail(c, 400, "too many steps: %s (limit %s)", a, b);
     }
     json_object_object_add(w, "estimatedDurationInSecs",
-                           c->secs > 0 ? json_object_new_int64((long long)llround(c->secs)) : NULL);
+                           c->secs > 0 ? json_object_new_int64((long long)(c->secs + 0.5)) : NULL);
     json_object_object_add(w, "estimatedDistanceInMeters",
                            c->meters > 0 ? json_object_new_double(c->meters) : NULL);
     return true;

@@ -2,7 +2,7 @@
 #include "sandbox.h"
 
 #include <ctype.h>
-#include <math.h>
+#include <math.h> /* isfinite only: no libm needed */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +155,7 @@ static bool check_struct_steps(sctx *c, json_object *arr, const char *where, int
             return sfail(c, "Structure: %s.Length {Unit, Value} is required", at);
         const char *unit = json_object_get_string(lu);
         double val = json_object_get_double(lv);
-        if (val < 0 || val != floor(val))
+        if (val < 0 || !sb_is_whole(val))
             return sfail(c, "Structure: %s.Length.Value must be a whole number >= 0", at);
         if (sb_jget(st, "OpenDuration") &&
             !json_object_is_type(sb_jget(st, "OpenDuration"), json_type_boolean))
@@ -612,9 +612,12 @@ json_object *sb_tp_store_json_locked(void)
         json_object_deep_copy(tworkouts.v[i].o, &o, NULL);
         if (!o)
             continue;
-        if (tworkouts.v[i].x)
+        if (tworkouts.v[i].x) {
             json_object_object_foreach(tworkouts.v[i].x, k, v)
+            {
                 json_object_object_add(o, k, json_object_get(v));
+            }
+        }
         json_object_array_add(arr, o);
     }
     json_object_object_add(t, "workouts", arr);

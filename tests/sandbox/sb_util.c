@@ -4,7 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
+#include <math.h> /* isfinite only: no libm needed */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -666,6 +666,12 @@ json_object *sb_form_parse(const char *body, size_t len, char *err, size_t errle
                 json_object_put(root);
                 return NULL;
             }
+            if (kl == 0) { /* "=x" or "&&": ignored, like Rack */
+                free(k);
+                free(v);
+                i = j + 1;
+                continue;
+            }
             if (!sb_utf8_valid(k, kl) || !sb_utf8_valid(v, vl) || strlen(k) != kl ||
                 strlen(v) != vl) {
                 snprintf(err, errlen, "invalid byte sequence in form parameter");
@@ -733,7 +739,7 @@ bool sb_jv_int(json_object *v, long long *out)
         return errno == 0;
     case json_type_double: {
         double d = json_object_get_double(v);
-        if (!isfinite(d) || d != floor(d) || fabs(d) > 9e15)
+        if (!isfinite(d) || d > 9e15 || d < -9e15 || !sb_is_whole(d))
             return false;
         *out = (long long)d;
         return true;

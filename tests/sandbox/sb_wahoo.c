@@ -1,7 +1,7 @@
 /* wsync-sandbox: Wahoo Cloud API (plans, workouts, rate-limit headers). */
 #include "sandbox.h"
 
-#include <math.h>
+#include <math.h> /* isfinite only: no libm needed */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +177,7 @@ static bool check_intervals(pctx *c, json_object *arr, const char *where, int de
         }
         double val = json_object_get_double(tv);
         if (repeat) {
-            if (val < 0 || val != floor(val) || val > 1000) {
+            if (val < 0 || !sb_is_whole(val) || val > 1000) {
                 snprintf(c->err, c->errlen,
                          "%s.exit_trigger_value for repeat must be a whole number >= 0 (extra passes)",
                          at);
@@ -852,7 +852,7 @@ static bool workout_fields_locked(json_object *w, json_object *o, bool create, l
         json_object_object_add(o, "starts", json_object_new_string(iso));
     }
     if (sb_jv_num(sb_jget(w, "minutes"), &dv))
-        json_object_object_add(o, "minutes", dv == floor(dv) ? json_object_new_int64((long long)dv)
+        json_object_object_add(o, "minutes", sb_is_whole(dv) ? json_object_new_int64((long long)dv)
                                                              : json_object_new_double(dv));
     if (sb_jv_int(sb_jget(w, "day_code"), &iv))
         json_object_object_add(o, "day_code", json_object_new_int64(iv));
@@ -1045,11 +1045,11 @@ bool sb_wahoo_handle(sb_req *r, sb_reply *rep)
     /* CDN-style plan file download: no auth, no rate limit. */
     if (strncmp(r->path, "/uploads/plan/file/", 19) == 0) {
         bool found = false;
-        if (r->nseg == 6 && sb_seg_is(r, 5, "plan.json") && sb_method(r, "GET")) {
+        if (r->nseg == 5 && sb_seg_is(r, 4, "plan.json") && sb_method(r, "GET")) {
             pthread_mutex_lock(&g_lock);
             for (size_t i = 0; i < plans.n && !found; i++) {
                 json_object *t = sb_jget(plans.v[i].x, "file_token");
-                if (t && strcmp(json_object_get_string(t), r->seg[4]) == 0) {
+                if (t && strcmp(json_object_get_string(t), r->seg[3]) == 0) {
                     sb_reply_raw(rep, 200, "application/json", plans.v[i].blob, plans.v[i].blob_len);
                     found = true;
                 }
@@ -1125,9 +1125,12 @@ json_object *sb_wahoo_store_json_locked(void)
         json_object_deep_copy(workouts.v[i].o, &o, NULL);
         if (!o)
             continue;
-        if (workouts.v[i].x)
+        if (workouts.v[i].x) {
             json_object_object_foreach(workouts.v[i].x, k, v)
+            {
                 json_object_object_add(o, k, json_object_get(v));
+            }
+        }
         json_object_array_add(wa, o);
     }
     json_object_object_add(w, "plans", pa);

@@ -68,7 +68,7 @@ static inline void sqlt_sync_done(PGconn *db, const char *type, const char *id,
 	           " WHERE entity_id = $1::uuid AND processed_at IS NULL", 1, p + 1);
 	t_exec(db, "INSERT INTO workout_sync_links (provider, entity_type, entity_id, user_id,"
 	           " provider_entity_id)"
-	           " SELECT name, $1, $2::uuid, '" U "', name || '-' || left($2, 8)"
+	           " SELECT name, $1, $2::uuid, '" U "', name || '-' || left($2::text, 8)"
 	           " FROM unnest(string_to_array($3, ',')) AS name WHERE name <> ''"
 	           " ON CONFLICT DO NOTHING", 3, p);
 }
