@@ -19,13 +19,13 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 
 # A private cluster, owned by postgres when run as root (initdb refuses root).
 if [ ! -f "$run/pg/PG_VERSION" ]; then
-  rm -rf "$run/pg"; mkdir -p "$run/pg" "$run/sock"
+  rm -rf "$run/pg"; mkdir -p "$run/pg" "$run/sock" "$run/log"
   [ "$(id -u)" = 0 ] && chown postgres: "$run/pg" "$run/sock"
   as_pg "$pgbin/initdb" -D "$run/pg" -U postgres -A trust --no-locale -E UTF8 >/dev/null
 fi
-[ "$(id -u)" = 0 ] && chown postgres: "$run/sock"
+mkdir -p "$run/log"; [ "$(id -u)" = 0 ] && chown postgres: "$run/sock" "$run/log"
 if ! as_pg "$pgbin/pg_ctl" -D "$run/pg" status >/dev/null 2>&1; then
-  as_pg "$pgbin/pg_ctl" -D "$run/pg" -w -l "$run/pg.log" \
+  as_pg "$pgbin/pg_ctl" -D "$run/pg" -w -l "$run/log/pg.log" \
     -o "-c listen_addresses='' -c unix_socket_directories=$run/sock" start >/dev/null
 fi
 as_pg "$pgbin/psql" -h "$run/sock" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='wsync'" | grep -q 1 ||
@@ -48,7 +48,7 @@ conf_dir = conf.d
 INI
 
 ctl="build/core/wsyncctl -c $run/wsyncd.ini"
-$ctl migrate
+$ctl migrate --dir "$top/migrations"
 build/core/wsyncd -c "$run/wsyncd.ini" --check >/dev/null
 psql() { as_pg "$pgbin/psql" -h "$run/sock" -U postgres -d wsync -v ON_ERROR_STOP=1 -qtA "$@"; }
 psql -c "INSERT INTO sync_providers (name, plugin) VALUES ('example', 'example') ON CONFLICT DO NOTHING"
