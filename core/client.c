@@ -56,6 +56,9 @@ static int fail_result(wsync_client *c, const PGresult *r)
 		chomp(c->err);
 		return code;
 	}
+	/* Undefined function or table: the schema is older than this library. */
+	if (state && (!strcmp(state, "42883") || !strcmp(state, "42P01")))
+		return fail(c, code, "%s (is the database migrated? run `wsyncctl migrate`)", msg);
 	if (state && !strncmp(state, "22", 2))
 		code = WSYNC_CLIENT_EINVAL;
 	else if (state && !strcmp(state, "P0002"))

@@ -9,6 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The primary message of a failed result (one line), else libpq's. */
+static void result_error(PGconn *db, const PGresult *r, char *err, size_t errlen)
+{
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	snprintf(err, errlen, "%s", m ? m : PQerrorMessage(db));
+	err[strcspn(err, "\n")] = 0;
+}
+
 /* ---- queries ---------------------------------------------------------------- */
 
 static PGresult *run(PGconn *db, const char *sql, int n, const char *const *params)
@@ -112,7 +120,7 @@ long long wsync_prune(PGconn *db, long older_s, long batch, long *batches, char 
 	 * chased, so the loop ends. */
 	r = run(db, "SELECT (now() - make_interval(secs => $1::bigint))::text", 1, p);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || !(cutoff = strdup(PQgetvalue(r, 0, 0)))) {
-		snprintf(err, errlen, "%s", PQerrorMessage(db));
+		result_error(db, r, err, errlen);
 		PQclear(r);
 		return -1;
 	}
@@ -127,7 +135,7 @@ long long wsync_prune(PGconn *db, long older_s, long batch, long *batches, char 
 			"   FOR UPDATE SKIP LOCKED)",
 			2, p);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "%s", PQerrorMessage(db));
+			result_error(db, r, err, errlen);
 			PQclear(r);
 			free(cutoff);
 			return -1;
@@ -256,8 +264,9 @@ static json_object *json_cell(const PGresult *r, int row, int col)
 		return json_object_new_boolean(v[0] == 't');
 	if (is_int(t))
 		return json_object_new_int64(strtoll(v, NULL, 10));
+	/* Keep PostgreSQL's text ("97.6"), not the nearest double's 17 digits. */
 	if (is_number(t))
-		return json_object_new_double(strtod(v, NULL));
+		return json_object_new_double_s(strtod(v, NULL), v);
 	return json_object_new_string(v);
 }
 

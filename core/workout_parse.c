@@ -1165,13 +1165,14 @@ int wsync_workout_parse(const char *text, size_t len, wsync_workout **out,
 	if (!err)
 		err = &scratch;
 	memset(err, 0, sizeof *err);
-	if (!out)
-		return -1;
-	*out = NULL;
 	memset(&p, 0, sizeof p);
+	p.err = err;
+	if (!out)
+		return fail_lc(&p, 1, 1, "invalid arguments: no place for the "
+		               "workout");
+	*out = NULL;
 	p.text = text ? text : "";
 	p.end = p.text + (text ? len : 0);
-	p.err = err;
 	p.section = NO_INDEX;
 	p.repeat = NO_INDEX;
 	rc = parse(&p, text ? len : 0, out);

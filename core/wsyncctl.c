@@ -16,6 +16,7 @@
 #include "status.h"
 #include "wsync/client.h"
 
+#include <ctype.h>
 #include <json.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -137,7 +138,7 @@ static const ctl_cmd COMMANDS[] = {
 	{"retry", cmd_retry, "[QUEUE_ID]", O_USER | O_PROVIDER | O_JSON, 0, 1, 0,
 	 "re-queue permanent failures: one entry, or a user's on a provider",
 	 "  wsyncctl retry QUEUE_ID\n"
-	 "  wsyncctl retry --user UUID --provider P   (after the user reconnected)\n"
+	 "  wsyncctl retry --user UUID --provider P   (after the user reconnected)\n\n"
 	 "A fresh entry is queued through the usual rules; the failed one stays as\n"
 	 "history.  record_not_found failures are skipped by --user."},
 	{"prune", cmd_prune, "", O_OLDER | O_BATCH | O_JSON, 0, 0, 0,
@@ -208,7 +209,7 @@ static void cmd_help(const ctl_cmd *cmd)
 		if (cmd->opts & OPTDEFS[i].bit)
 			printf(" [%s%s%s]", OPTDEFS[i].name, OPTDEFS[i].meta ? " " : "",
 			       OPTDEFS[i].meta ? OPTDEFS[i].meta : "");
-	printf("\n\n%s.\n", cmd->summary);
+	printf("\n\n%c%s.\n", toupper((unsigned char)cmd->summary[0]), cmd->summary + 1);
 	if (cmd->help)
 		printf("\n%s\n", cmd->help);
 	printf("\noptions:\n");
@@ -384,6 +385,9 @@ static int query_error(const ctl_ctx *ctx, const PGresult *r)
 		return runtime_error(ctx, "%s", PQerrorMessage(ctx->db));
 	if (state && !strncmp(state, "22", 2))
 		return usage_error(ctx, "%s", msg);
+	if (state && (!strcmp(state, "42883") || !strcmp(state, "42P01")))
+		return runtime_error(ctx, "%s (is the database migrated? run `" PROG " migrate`)",
+		                     msg);
 	return runtime_error(ctx, "%s", msg);
 }
 
@@ -491,10 +495,12 @@ static int cmd_enqueue(ctl_ctx *ctx, int argc, char **argv)
 		return print_json(json_count("written", n));
 	if (n)
 		printf("%d queue entr%s written\n", n, n == 1 ? "y" : "ies");
+	else if (ctx->o.provider)
+		printf("nothing queued: %s is not enabled for this user, or there was nothing "
+		       "to do (a delete of something it never had)\n", ctx->o.provider);
 	else
-		printf("nothing queued: no provider enabled for this user%s, or nothing to do "
-		       "(a delete of something never synced)\n",
-		       ctx->o.provider ? " on that provider" : "");
+		printf("nothing queued: no provider is enabled for this user, or there was "
+		       "nothing to do (a delete of something no provider has)\n");
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 --   wsync_sync_status(entity_type, entity_id [, provider])    -> setof rows
 --   wsync_retry(queue_id)                                     -> integer
 --   wsync_retry_failed(user_id, provider)                     -> integer
+--   wsync_iso8601(timestamptz)                                -> text (reports)
 -- Functions named wsync__* are internal: do not call them.
 --
 -- Coalescing rules (at most one never-claimed pending entry per
@@ -60,7 +61,9 @@ BEGIN
         RAISE EXCEPTION '%: entity_id must not be NULL', p_fn
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM wsync__check_entity_type(p_fn, p_entity_type);
+    IF p_entity_type IS NULL OR p_entity_type NOT IN ('workout', 'workout_scheduled') THEN
+        PERFORM wsync__check_entity_type(p_fn, p_entity_type);
+    END IF;
     IF p_operation IS NULL THEN
         RAISE EXCEPTION '%: operation must not be NULL', p_fn
             USING ERRCODE = 'null_value_not_allowed',
@@ -109,7 +112,8 @@ END $$;
 -- uploads on.  needs_reconnect does not count: changes made while a user
 -- must reconnect are still queued (they fail with auth_error and are
 -- re-queued with wsync_retry_failed after the user reconnects).
-CREATE FUNCTION wsync_provider_enabled(p_user_id uuid, p_provider text)
+-- wsync__enabled is the inlinable form the other functions use.
+CREATE FUNCTION wsync__enabled(p_user_id uuid, p_provider text)
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
         SELECT 1
@@ -117,6 +121,11 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
           JOIN provider_tokens t ON t.provider = p.name
          WHERE p.name = p_provider AND p.enabled
            AND t.user_id = p_user_id AND t.upload_workouts_enabled)
+$$;
+
+CREATE FUNCTION wsync_provider_enabled(p_user_id uuid, p_provider text)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT wsync__enabled(p_user_id, p_provider)
 $$;
 
 -- ---- coalescing ------------------------------------------------------------
@@ -143,22 +152,6 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- The link's provider id (NULL when no link) and whether a create or update
--- is in flight, read in one statement so that a worker committing between
--- two reads cannot make both look absent.
-CREATE FUNCTION wsync__link_state(p_entity_type text, p_entity_id uuid, p_provider text,
-                                  OUT provider_entity_id text, OUT in_flight boolean)
-LANGUAGE sql STABLE AS $$
-    SELECT (SELECT l.provider_entity_id FROM workout_sync_links l
-             WHERE l.provider = p_provider AND l.entity_type = p_entity_type
-               AND l.entity_id = p_entity_id),
-           EXISTS (SELECT 1 FROM workout_sync_queue q
-                    WHERE q.entity_type = p_entity_type AND q.entity_id = p_entity_id
-                      AND q.provider = p_provider AND q.processed_at IS NULL
-                      AND q.locked_until IS NOT NULL
-                      AND q.operation IN ('create', 'update'))
-$$;
-
 -- Enqueue for one provider, arguments already checked, without looking at
 -- "enabled".  p_hint_id: a provider id known from elsewhere (a failed
 -- delete being retried after its link went away).  Returns the number of
@@ -171,15 +164,26 @@ RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_link text;
     v_in_flight boolean;
-    v_linked boolean;
 BEGIN
-    SELECT s.provider_entity_id, s.in_flight INTO v_link, v_in_flight
-      FROM wsync__link_state(p_entity_type, p_entity_id, p_provider) s;
-    v_link := coalesce(v_link, p_hint_id);
-    v_linked := v_link IS NOT NULL OR v_in_flight;
-
-    IF p_operation = 'delete' AND NOT v_linked THEN
-        -- The provider never saw this entity: drop what is pending for it.
+    FOR v_pass IN 1..2 LOOP
+        -- The link's provider id and whether a create/update is in flight
+        -- (claimed, running or waiting for a retry), read in one statement
+        -- so that a worker committing in between cannot hide both.
+        SELECT (SELECT l.provider_entity_id FROM workout_sync_links l
+                 WHERE l.provider = p_provider AND l.entity_type = p_entity_type
+                   AND l.entity_id = p_entity_id),
+               EXISTS (SELECT 1 FROM workout_sync_queue q
+                        WHERE q.entity_type = p_entity_type AND q.entity_id = p_entity_id
+                          AND q.provider = p_provider AND q.processed_at IS NULL
+                          AND q.locked_until IS NOT NULL
+                          AND q.operation IN ('create', 'update'))
+          INTO v_link, v_in_flight;
+        v_link := coalesce(v_link, p_hint_id);
+        EXIT WHEN p_operation <> 'delete' OR v_link IS NOT NULL OR v_in_flight;
+        IF v_pass = 2 THEN
+            RETURN 0;
+        END IF;
+        -- A delete the provider never saw: drop what is pending for it.
         DELETE FROM workout_sync_queue
          WHERE entity_type = p_entity_type AND entity_id = p_entity_id
            AND provider = p_provider
@@ -188,14 +192,8 @@ BEGIN
             RETURN 1;
         END IF;
         -- Nothing was pending, or a worker claimed the pending create just
-        -- before our DELETE: look again, in a new snapshot.
-        SELECT s.provider_entity_id, s.in_flight INTO v_link, v_in_flight
-          FROM wsync__link_state(p_entity_type, p_entity_id, p_provider) s;
-        v_link := coalesce(v_link, p_hint_id);
-        IF v_link IS NULL AND NOT v_in_flight THEN
-            RETURN 0;
-        END IF;
-    END IF;
+        -- before our DELETE: look again (a new statement, a new snapshot).
+    END LOOP;
 
     -- A concurrent claim of the conflicting row takes it out of the partial
     -- index; ON CONFLICT then retries and inserts a new row behind it.
@@ -209,7 +207,8 @@ BEGIN
     DO UPDATE SET
         operation = wsync__fold(q.operation, p_operation, v_link IS NOT NULL, v_in_flight),
         provider_entity_id =
-            CASE WHEN wsync__fold(q.operation, p_operation, v_link IS NOT NULL, v_in_flight) = 'delete'
+            CASE WHEN wsync__fold(q.operation, p_operation, v_link IS NOT NULL,
+                                  v_in_flight) = 'delete'
                  THEN coalesce(EXCLUDED.provider_entity_id, q.provider_entity_id) END,
         user_id = EXCLUDED.user_id,
         updated_at = now();
@@ -231,11 +230,34 @@ BEGIN
     PERFORM wsync__check_args('wsync_enqueue', p_user_id, p_entity_type, p_entity_id,
                               p_operation);
     PERFORM wsync__check_provider('wsync_enqueue', p_provider);
-    IF NOT wsync_provider_enabled(p_user_id, p_provider) THEN
+    IF NOT wsync__enabled(p_user_id, p_provider) THEN
         RETURN 0;
     END IF;
     RETURN wsync__enqueue_one(p_user_id, p_entity_type, p_entity_id, p_operation,
                               p_provider);
+END $$;
+
+-- Every provider enabled for the user, arguments already checked.
+CREATE FUNCTION wsync__enqueue_all(p_user_id uuid, p_entity_type text, p_entity_id uuid,
+                                   p_operation text)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_provider text;
+    v_n integer := 0;
+BEGIN
+    -- Name order: two transactions enqueueing for the same entity take
+    -- their row locks in the same order and cannot deadlock.
+    FOR v_provider IN
+        SELECT p.name
+          FROM sync_providers p
+          JOIN provider_tokens t ON t.provider = p.name
+         WHERE p.enabled AND t.user_id = p_user_id AND t.upload_workouts_enabled
+         ORDER BY p.name
+    LOOP
+        v_n := v_n + wsync__enqueue_one(p_user_id, p_entity_type, p_entity_id,
+                                        p_operation, v_provider);
+    END LOOP;
+    RETURN v_n;
 END $$;
 
 -- Enqueue for every provider enabled for the user (the seed's router).
@@ -243,23 +265,10 @@ END $$;
 CREATE FUNCTION wsync_enqueue(p_user_id uuid, p_entity_type text, p_entity_id uuid,
                               p_operation text)
 RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    v_provider text;
-    v_n integer := 0;
 BEGIN
     PERFORM wsync__check_args('wsync_enqueue', p_user_id, p_entity_type, p_entity_id,
                               p_operation);
-    -- Name order: two transactions enqueueing for the same entity take
-    -- their row locks in the same order and cannot deadlock.
-    FOR v_provider IN
-        SELECT p.name FROM sync_providers p
-         WHERE wsync_provider_enabled(p_user_id, p.name)
-         ORDER BY p.name
-    LOOP
-        v_n := v_n + wsync__enqueue_one(p_user_id, p_entity_type, p_entity_id,
-                                        p_operation, v_provider);
-    END LOOP;
-    RETURN v_n;
+    RETURN wsync__enqueue_all(p_user_id, p_entity_type, p_entity_id, p_operation);
 END $$;
 
 -- ---- triggers ------------------------------------------------------------------
@@ -283,14 +292,16 @@ BEGIN
     IF NOT wsync__triggers_on() THEN
         RETURN NULL;
     END IF;
+    -- The arguments are valid by construction (NOT NULL columns, a fixed
+    -- entity type), so skip wsync_enqueue's checks: this runs once per row.
     IF TG_OP = 'INSERT' THEN
-        PERFORM wsync_enqueue(NEW.user_id, TG_ARGV[0], NEW.id, 'create');
+        PERFORM wsync__enqueue_all(NEW.user_id, TG_ARGV[0], NEW.id, 'create');
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM wsync_enqueue(NEW.user_id, TG_ARGV[0], NEW.id, 'update');
+        PERFORM wsync__enqueue_all(NEW.user_id, TG_ARGV[0], NEW.id, 'update');
     ELSE
-        -- wsync_enqueue queues a delete only where the provider has the
-        -- object (link or in-flight create) and cancels a pending create.
-        PERFORM wsync_enqueue(OLD.user_id, TG_ARGV[0], OLD.id, 'delete');
+        -- A delete is queued only where the provider has the object (link
+        -- or in-flight create); a pending create is cancelled.
+        PERFORM wsync__enqueue_all(OLD.user_id, TG_ARGV[0], OLD.id, 'delete');
     END IF;
     RETURN NULL;
 END $$;
@@ -409,7 +420,7 @@ BEGIN
     )
     SELECT st.prov, st.s, st.s = 'synced', st.s IN ('pending', 'retrying'),
            st.s = 'failed',
-           coalesce(wsync_provider_enabled(o.uid, st.prov), false), o.uid,
+           coalesce(wsync__enabled(o.uid, st.prov), false), o.uid,
            st.op,
            CASE WHEN st.s IN ('retrying', 'failed') THEN st.etype END,
            CASE WHEN st.s IN ('retrying', 'failed') THEN st.emsg END,
@@ -450,7 +461,7 @@ BEGIN
         RAISE EXCEPTION 'wsync_retry: entry % succeeded; nothing to retry', p_queue_id
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF NOT wsync_provider_enabled(r.user_id, r.provider) THEN
+    IF NOT wsync__enabled(r.user_id, r.provider) THEN
         RETURN 0;
     END IF;
     RETURN wsync__enqueue_one(r.user_id, r.entity_type, r.entity_id, r.operation,
@@ -474,7 +485,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM wsync__check_provider('wsync_retry_failed', p_provider);
-    IF NOT wsync_provider_enabled(p_user_id, p_provider) THEN
+    IF NOT wsync__enabled(p_user_id, p_provider) THEN
         RETURN 0;
     END IF;
     FOR r IN
@@ -506,8 +517,11 @@ $$;
 -- ---- pin search_path -------------------------------------------------------------
 
 -- Triggers fire in the application's sessions, whose search_path may differ
--- from the one this migration ran with: pin every function to the schema
--- the tables were created in.
+-- from the one this migration ran with: pin the entry points (public
+-- functions and the trigger function) to the schema the tables were created
+-- in.  The wsync__* helpers run inside them and inherit it; leaving them
+-- unpinned keeps them inlinable and cheap (a SET clause costs a GUC save and
+-- restore per call, which matters in a per-row trigger).
 DO $$
 DECLARE
     f regprocedure;
@@ -515,12 +529,9 @@ BEGIN
     FOR f IN
         SELECT p.oid::regprocedure FROM pg_proc p
          WHERE p.pronamespace = current_schema()::regnamespace
-           AND p.proname IN ('wsync__check_args', 'wsync__check_entity_type',
-                             'wsync__check_provider', 'wsync_provider_enabled',
-                             'wsync__fold', 'wsync__link_state', 'wsync__enqueue_one',
-                             'wsync_enqueue', 'wsync__triggers_on',
+           AND p.proname IN ('wsync_provider_enabled', 'wsync_enqueue',
                              'wsync__entity_trigger', 'wsync_sync_status',
-                             'wsync_retry', 'wsync_retry_failed', 'wsync_iso8601')
+                             'wsync_retry', 'wsync_retry_failed')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp',
                        f, current_schema());

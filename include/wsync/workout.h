@@ -35,7 +35,10 @@ enum {
 };
 
 /* The step's primary target.  low <= high unless ramp is set (a ramp runs
- * from low to high over the step, and may go down). */
+ * from low to high over the step, and may go down).  Comparisons are
+ * numeric: for an absolute pace the low value is the faster pace (fewer
+ * seconds per km).  The parser accepts power and pace zones 1..7 and
+ * heart-rate zones 1..5. */
 enum {
 	WSYNC_TARGET_NONE = 0,         /* no target; also freeride (ERG off) */
 	WSYNC_TARGET_PERCENT_FTP = 1,  /* percent of FTP, 75 = 75 % */
@@ -59,6 +62,9 @@ enum {
 	WSYNC_INTENSITY_RECOVERY = 3
 };
 
+/* A repeat entry has length_kind TIME with length 0, target NONE, no
+ * cadence, cue NULL, and the intensity of its section (warmup, cooldown, or
+ * active); only kind, repeat_count, child_count, section and line matter. */
 typedef struct wsync_step {
 	int32_t kind;          /* WSYNC_STEP_STEP or WSYNC_STEP_REPEAT */
 	uint32_t repeat_count; /* repeat: passes (1..100); step: 0 */

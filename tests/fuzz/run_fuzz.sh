@@ -1,5 +1,6 @@
 #!/bin/sh
-# run_fuzz.sh FUZZER CORPUS_DIR SECONDS -- bounded libFuzzer run for meson test.
+# run_fuzz.sh FUZZER CORPUS_DIR SECONDS [DICT] -- bounded libFuzzer run for
+# meson test.
 #
 # libFuzzer adds the inputs it finds to its corpus directory, so it runs on a
 # copy in a temp dir: the source tree is never written.  SECONDS <= 0 only
@@ -11,6 +12,7 @@ set -eu
 fuzzer=$1
 corpus=$2
 seconds=$3
+dict=${4:-}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wsync-fuzz.XXXXXX")
 mkdir "$work/corpus"
@@ -20,6 +22,9 @@ if [ "$seconds" -gt 0 ]; then
 	set -- -max_total_time="$seconds"
 else
 	set -- -runs=0
+fi
+if [ -n "$dict" ]; then
+	set -- "$@" -dict="$dict"
 fi
 
 status=0

@@ -27,7 +27,7 @@ sb_stats g_stats;
 int g_providers = SB_P_ALL;
 unsigned g_port;
 bool g_tls;
-volatile sig_atomic_t g_stop;
+atomic_int g_stop;
 size_t g_store_bytes;
 
 static FILE *g_log;
@@ -801,7 +801,6 @@ typedef struct conn_ctx {
     char *body;
     size_t len, cap;
     bool too_large;
-    bool refresh_inflight;
 } conn_ctx;
 
 typedef struct trunc_ctx {
@@ -908,6 +907,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, sb_req *r)
     sb_reply rep;
     memset(&rep, 0, sizeof rep);
     fault f;
+    memset(&f, 0, sizeof f);
     pthread_mutex_lock(&g_lock);
     g_stats.requests++;
     bool have = fault_take_locked(r->method, r->path, &f);
@@ -1049,7 +1049,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r.body = cx->body ? cx->body : "";
     r.body_len = cx->len;
     r.ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    r.refresh_inflight = &cx->refresh_inflight;
     split_path(&r, url);
     enum MHD_Result rc;
     if (!strcmp(url, "/_sandbox") || !strncmp(url, "/_sandbox/", 10)) {
@@ -1072,11 +1071,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_ctx *cx = *con_cls;
     if (!cx)
         return;
-    if (cx->refresh_inflight) {
-        pthread_mutex_lock(&g_lock);
-        g_stats.refresh_inflight--;
-        pthread_mutex_unlock(&g_lock);
-    }
     free(cx->body);
     free(cx);
     *con_cls = NULL;
@@ -1275,7 +1269,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (g_tls)
         flags |= MHD_USE_TLS;
     struct MHD_Daemon *d;
@@ -1313,7 +1308,7 @@ int main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&set, &sig) != 0)
         ;
-    g_stop = 1;
+    atomic_store(&g_stop, 1);
     sb_logf("signal %d: stopping", sig);
     MHD_stop_daemon(d);
 

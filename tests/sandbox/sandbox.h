@@ -10,11 +10,16 @@
 #ifndef WSYNC_SANDBOX_H
 #define WSYNC_SANDBOX_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strtok_r, SOCK_CLOEXEC, strcasecmp, nanosleep */
+#endif
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #include <json-c/json.h>
 #include <microhttpd.h>
@@ -91,7 +96,6 @@ typedef struct sb_req {
     char *pathbuf;
     const char *seg[SB_MAX_SEGS];
     int nseg;             /* -1 when the path has too many segments */
-    bool *refresh_inflight; /* set by the token endpoint; decremented on completion */
 } sb_req;
 
 typedef struct sb_auth {
@@ -125,7 +129,7 @@ extern sb_stats g_stats;
 extern int g_providers;
 extern unsigned g_port;
 extern bool g_tls;
-extern volatile sig_atomic_t g_stop;
+extern atomic_int g_stop;
 extern size_t g_store_bytes;
 
 void sb_settings_defaults_locked(void);
@@ -136,7 +140,6 @@ void *sb_xmalloc(size_t n);
 void *sb_xrealloc(void *p, size_t n);
 char *sb_xstrdup(const char *s);
 char *sb_xstrndup(const char *s, size_t n);
-char *sb_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void sb_reply_reset(sb_reply *r);
 void sb_reply_header(sb_reply *r, const char *name, const char *value);

@@ -508,8 +508,8 @@ static void schedule_list(sb_req *r, sb_reply *rep, long long user)
         if (gschedules.v[i].owner == user && strcmp(dt, s) >= 0 && strcmp(dt, e) <= 0)
             json_object_array_add(arr, json_object_get(gschedules.v[i].o));
     }
+    sb_reply_json(rep, 200, arr); /* shares nodes with the store */
     pthread_mutex_unlock(&g_lock);
-    sb_reply_json(rep, 200, arr);
 }
 
 static void schedule_by_id(sb_req *r, sb_reply *rep, long long user, long long id)

@@ -431,8 +431,6 @@ void sb_oauth_handle(sb_req *r, sb_reply *rep)
     g_stats.refresh_inflight++;
     if (g_stats.refresh_inflight > g_stats.max_concurrent_refreshes)
         g_stats.max_concurrent_refreshes = g_stats.refresh_inflight;
-    if (r->refresh_inflight)
-        *r->refresh_inflight = true;
     delay = g_settings.refresh_delay_ms;
     pthread_mutex_unlock(&g_lock);
     if (delay > 0)
@@ -531,6 +529,9 @@ void sb_oauth_handle(sb_req *r, sb_reply *rep)
         g_stats.refresh_ok++;
     else
         g_stats.refresh_failed++;
+    /* In flight from handler entry to here: a client that waits for each
+     * answer before the next refresh can never be counted twice. */
+    g_stats.refresh_inflight--;
     pthread_mutex_unlock(&g_lock);
     json_object_put(form);
 }

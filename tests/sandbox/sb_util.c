@@ -48,21 +48,6 @@ char *sb_xstrdup(const char *s)
     return sb_xstrndup(s, strlen(s));
 }
 
-char *sb_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    char *p = sb_xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
 /* ----------------------------------------------------------------- replies */
 
 void sb_reply_reset(sb_reply *r)
@@ -940,7 +925,7 @@ void sb_fmt_iso_ms(int64_t epoch, char *buf, size_t len)
 
 void sb_sleep_ms(long ms)
 {
-    while (ms > 0 && !g_stop) {
+    while (ms > 0 && !atomic_load(&g_stop)) {
         long step = ms > 20 ? 20 : ms;
         struct timespec ts = { 0, step * 1000000L };
         nanosleep(&ts, NULL);

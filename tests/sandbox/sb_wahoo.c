@@ -715,8 +715,8 @@ static void plans_route(sb_req *r, sb_reply *rep, long long user)
                     continue;
                 json_object_array_add(arr, json_object_get(plans.v[i].o));
             }
+            sb_reply_json(rep, 200, arr); /* shares nodes with the store */
             pthread_mutex_unlock(&g_lock);
-            sb_reply_json(rep, 200, arr);
         } else {
             sb_reply_error(rep, 405, "error", "Method Not Allowed");
         }
@@ -959,7 +959,6 @@ static void workouts_route(sb_req *r, sb_reply *rep, long long user)
             for (long long i = (page - 1) * per; i < (long long)n && i < page * per; i++)
                 json_object_array_add(arr, json_object_get(mine[i]->o));
             free(mine);
-            pthread_mutex_unlock(&g_lock);
             json_object *o = json_object_new_object();
             json_object_object_add(o, "workouts", arr);
             json_object_object_add(o, "total", json_object_new_int64((long long)n));
@@ -967,7 +966,8 @@ static void workouts_route(sb_req *r, sb_reply *rep, long long user)
             json_object_object_add(o, "per_page", json_object_new_int64(per));
             json_object_object_add(o, "order", json_object_new_string("descending"));
             json_object_object_add(o, "sort", json_object_new_string("starts"));
-            sb_reply_json(rep, 200, o);
+            sb_reply_json(rep, 200, o); /* shares nodes with the store */
+            pthread_mutex_unlock(&g_lock);
         } else {
             sb_reply_error(rep, 405, "error", "Method Not Allowed");
         }

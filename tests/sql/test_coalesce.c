@@ -202,10 +202,12 @@ static void *worker(void *v)
 		const char *op = a->op ? a->op : (i % 2 ? "update" : "create");
 		const char *p[2] = {a->entity, op};
 		if (a->claimer) {
+			/* Claims as wsyncd does: SKIP LOCKED, never waiting. */
 			a->errors += !run_ok(c,
 				"UPDATE workout_sync_queue SET locked_until = now() + interval '5 minutes'"
-				" WHERE entity_id = $1::uuid AND processed_at IS NULL"
-				" AND locked_until IS NULL", 1, p);
+				" WHERE id IN (SELECT id FROM workout_sync_queue"
+				"  WHERE entity_id = $1::uuid AND processed_at IS NULL"
+				"  AND locked_until IS NULL FOR NO KEY UPDATE SKIP LOCKED)", 1, p);
 			continue;
 		}
 		a->errors += !run_ok(c, "BEGIN", 0, NULL);

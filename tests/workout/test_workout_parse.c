@@ -627,6 +627,7 @@ static void test_error_contract(void)
 	T_EQ_INT(wsync_workout_parse("- 10x", 5, &w, NULL), -1);
 	T_CHECK(w == NULL);
 	T_EQ_INT(wsync_workout_parse("- 10m", 5, NULL, &err), -1);
+	T_CONTAINS(err.message, "invalid arguments");
 	T_EQ_INT(wsync_workout_parse(NULL, 0, &w, &err), -1);
 	T_CONTAINS(err.message, "no steps");
 	/* not NUL-terminated: only len bytes are read */
