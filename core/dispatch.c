@@ -125,12 +125,11 @@ static int32_t fail(wsync_dispatch_result *res, int32_t status, const char *msg)
 }
 
 /* Call one plugin operation with a fresh outcome; serial plugins get a lock. */
-static int32_t call_op(wsync_worker *w, wsync_plugin_instance *inst, wsync_call *call,
+static int32_t call_op(wsync_plugin_instance *inst, wsync_call *call,
                        wsync_operation_fn op, const wsync_request *req)
 {
 	int32_t st;
 	int serial = (inst->desc->flags & WSYNC_PLUGIN_SERIAL) != 0;
-	(void)w;
 	wsync_call_reset_outcome(call);
 	if (serial)
 		pthread_mutex_lock(&inst->serial_lock);
@@ -176,7 +175,7 @@ static int32_t ensure_workout_linked(wsync_worker *w, wsync_plugin_instance *ins
 	if (!l->workout_link) {
 		base_request(&req, e, l, WSYNC_OP_CREATE);
 		req.scheduled = NULL;
-		st = call_op(w, inst, call, inst->desc->sync_workout, &req);
+		st = call_op(inst, call, inst->desc->sync_workout, &req);
 		if (st == WSYNC_OK && call->provider_id) {
 			l->workout_link = strdup(call->provider_id);
 			wsync_link_write(w->db, e->provider, "workout", l->sched.workout_id,
@@ -234,9 +233,10 @@ static int32_t prepare(wsync_worker *w, const wsync_entry *e, loaded *l,
 	                        &l->structure, &perr) < 0)
 		return fail(res, WSYNC_E_INVALID_WORKOUT, perr.message);
 	l->workout.structure = l->structure;
-	l->workout_link = load_link(w->db, e->provider, "workout",
-	                            is_workout(e) ? e->entity_id
-	                            : l->sched_row ? l->sched.workout_id : "00000000-0000-0000-0000-000000000000");
+	/* A delete of a scheduled workout needs only its own link. */
+	if (is_workout(e) || l->sched_row)
+		l->workout_link = load_link(w->db, e->provider, "workout",
+		                            is_workout(e) ? e->entity_id : l->sched.workout_id);
 	if (!is_workout(e))
 		l->sched_link = load_link(w->db, e->provider, "workout_scheduled", e->entity_id);
 	/* A delete uses the id captured at enqueue when the link is gone. */
@@ -248,7 +248,7 @@ static int32_t prepare(wsync_worker *w, const wsync_entry *e, loaded *l,
 	return WSYNC_OK;
 }
 
-static void run(wsync_worker *w, wsync_plugin_instance *inst, wsync_call *call,
+static void run(wsync_plugin_instance *inst, wsync_call *call,
                 const wsync_entry *e, loaded *l, wsync_dispatch_result *res)
 {
 	const wsync_plugin *d = inst->desc;
@@ -262,7 +262,7 @@ static void run(wsync_worker *w, wsync_plugin_instance *inst, wsync_call *call,
 			return;
 		}
 		base_request(&req, e, l, WSYNC_OP_DELETE);
-		st = call_op(w, inst, call, is_workout(e) ? d->delete_workout
+		st = call_op(inst, call, is_workout(e) ? d->delete_workout
 		                                         : d->delete_scheduled_workout, &req);
 		if (st == WSYNC_E_NOT_FOUND) /* already gone: that is what we wanted */
 			st = WSYNC_OK;
@@ -272,7 +272,7 @@ static void run(wsync_worker *w, wsync_plugin_instance *inst, wsync_call *call,
 		/* Create of something linked is an update: no duplicate after a crash
 		 * between the provider call and our commit. */
 		base_request(&req, e, l, own ? WSYNC_OP_UPDATE : WSYNC_OP_CREATE);
-		st = call_op(w, inst, call, op, &req);
+		st = call_op(inst, call, op, &req);
 		if (st == WSYNC_E_NOT_FOUND && own) {
 			/* The linked object vanished on the provider: create it again. */
 			wsync_info("%s %s %s: linked object gone on the provider, creating it again",
@@ -283,7 +283,7 @@ static void run(wsync_worker *w, wsync_plugin_instance *inst, wsync_call *call,
 				req.scheduled_provider_id = NULL;
 			req.operation = WSYNC_OP_CREATE;
 			res->link = LINK_DROP;
-			st = call_op(w, inst, call, op, &req);
+			st = call_op(inst, call, op, &req);
 		}
 		if (st == WSYNC_OK && call->provider_id) {
 			res->link = LINK_SET;
@@ -313,7 +313,7 @@ void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_en
 		if (!is_workout(e) && !is_delete(e))
 			ensure_workout_linked(w, inst, &call, e, &l, res);
 		if (res->status == WSYNC_OK)
-			run(w, inst, &call, e, &l, res);
+			run(inst, &call, e, &l, res);
 	}
 	if (res->status != WSYNC_OK && res->status != WSYNC_NOT_APPLICABLE && !res->message[0])
 		snprintf(res->message, sizeof res->message, "plugin %s returned status %d without a message",

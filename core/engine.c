@@ -81,16 +81,24 @@ static void sleep_s(wsync_engine *e, int s)
 	}
 }
 
+/* libpq messages end in a newline and may span lines: log the first. */
+static const char *first_line(const char *msg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.*s", (int)strcspn(msg, "\n"), msg);
+	return buf;
+}
+
 /* Connect, retrying with backoff (1, 2, 4 .. 30 s) unless running once. */
 static PGconn *connect_db(wsync_engine *e, const char *who)
 {
 	int delay = 1;
 	while (!atomic_load(&e->stopping)) {
 		PGconn *c = PQconnectdb(e->cfg->conninfo);
+		char line[512];
 		if (PQstatus(c) == CONNECTION_OK)
 			return c;
 		wsync_error("%s: cannot connect to the database: %s", who,
-		            strtok(PQerrorMessage(c), "\n"));
+		            first_line(PQerrorMessage(c), line, sizeof line));
 		PQfinish(c);
 		if (e->once) {
 			atomic_store(&e->db_failed, 1);
@@ -264,19 +272,19 @@ static void *worker_main(void *p)
 		n = drain_batch(e, &w);
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (n < 0 || PQstatus(w.db) != CONNECTION_OK) {
+			char line[512];
 			wsync_error("%s: database error: %s; reconnecting", w.name,
-			            strtok(PQerrorMessage(w.db), "\n") ? PQerrorMessage(w.db) : "");
+			            first_line(PQerrorMessage(w.db), line, sizeof line));
 			PQfinish(w.db);
-			if (e->once && n < 0) {
-				w.db = connect_db(e, w.name);
-				continue;
-			}
-			sleep_s(e, 1);
+			if (!e->once)
+				sleep_s(e, 1);
 			w.db = connect_db(e, w.name);
 		} else if (n == 0) {
 			if (e->once)
 				break;
-			wait_for_work(e, seen, 60);
+			/* The supervisor wakes us on NOTIFY, when a retry falls due
+			 * and every interval; the timeout is only a safety net. */
+			wait_for_work(e, seen, e->cfg->interval_minutes * 60);
 		}
 	}
 	PQfinish(w.db);
@@ -324,11 +332,10 @@ static void reload(wsync_engine *e, PGconn *db)
 static void supervise(wsync_engine *e)
 {
 	PGconn *db = NULL;
-	time_t last_poll = time(NULL);
 	while (!atomic_load(&e->stopping)) {
 		struct pollfd fds[2] = {{e->pipe_fd[0], POLLIN, 0}, {-1, POLLIN, 0}};
 		long due;
-		int timeout_ms;
+		int timeout_ms, ready, wake = 0;
 		char buf[64];
 		if (!db || PQstatus(db) != CONNECTION_OK) {
 			PQfinish(db);
@@ -340,27 +347,33 @@ static void supervise(wsync_engine *e)
 			wake_workers(e); /* work may have arrived while we were away */
 		}
 		fds[1].fd = e->cfg->listen ? PQsocket(db) : -1;
+		/* Sleep until the earliest retry falls due, at most one interval.
+		 * Entries due now but blocked behind an in-flight entry of the
+		 * same entity are picked up by the worker finishing that one, so
+		 * a 1 s floor keeps this loop from spinning on them. */
 		due = wsync_queue_next_due(db);
 		timeout_ms = e->cfg->interval_minutes * 60 * 1000;
 		if (due >= 0 && due * 1000 < timeout_ms)
-			timeout_ms = (int)(due * 1000) + 200;
-		if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR)
+			timeout_ms = due < 1 ? 1000 : (int)(due * 1000) + 200;
+		ready = poll(fds, 2, timeout_ms);
+		if (ready < 0 && errno != EINTR)
 			break;
+		wake = ready == 0; /* timer: a retry is due, or the interval */
 		if (fds[0].revents & POLLIN)
 			while (read(e->pipe_fd[0], buf, sizeof buf) == (ssize_t)sizeof buf)
 				;
 		if (atomic_exchange(&e->reload_requested, 0))
-			reload(e, db);
+			reload(e, db); /* wakes the workers itself */
 		if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
 			PGnotify *n;
 			PQconsumeInput(db);
-			while ((n = PQnotifies(db)))
+			while ((n = PQnotifies(db))) {
 				PQfreemem(n);
+				wake = 1;
+			}
 		}
-		if (time(NULL) - last_poll >= 1 || (fds[1].revents & POLLIN)) {
-			last_poll = time(NULL);
+		if (wake)
 			wake_workers(e);
-		}
 	}
 	PQfinish(db);
 	wake_workers(e); /* let waiting workers see `stopping` */

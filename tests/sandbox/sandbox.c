@@ -477,6 +477,17 @@ static void reqlog_clear_locked(void)
     g_nreqlog = 0;
 }
 
+/* Every provider's store, the tokens, the faults and the request log. */
+static void reset_stores_locked(void)
+{
+    sb_wahoo_reset_locked();
+    sb_garmin_reset_locked();
+    sb_tp_reset_locked();
+    sb_oauth_reset_locked();
+    faults_clear_locked();
+    reqlog_clear_locked();
+}
+
 static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
@@ -591,12 +602,7 @@ static void control_handle(sb_req *r, sb_reply *rep)
         bool keep = json_object_get_boolean(sb_jget(b, "keep_settings"));
         json_object_put(b);
         pthread_mutex_lock(&g_lock);
-        sb_wahoo_reset_locked();
-        sb_garmin_reset_locked();
-        sb_tp_reset_locked();
-        sb_oauth_reset_locked();
-        faults_clear_locked();
-        reqlog_clear_locked();
+        reset_stores_locked();
         int inflight = g_stats.refresh_inflight;
         memset(&g_stats, 0, sizeof g_stats);
         g_stats.refresh_inflight = inflight;
@@ -1313,12 +1319,7 @@ int main(int argc, char **argv)
     MHD_stop_daemon(d);
 
     pthread_mutex_lock(&g_lock);
-    sb_wahoo_reset_locked();
-    sb_garmin_reset_locked();
-    sb_tp_reset_locked();
-    sb_oauth_reset_locked();
-    faults_clear_locked();
-    reqlog_clear_locked();
+    reset_stores_locked();
     free(g_settings.client_id);
     free(g_settings.client_secret);
     pthread_mutex_unlock(&g_lock);
