@@ -346,8 +346,14 @@ static int main_key(void *user, const char *sec, const char *key, const char *v)
 			c->log_level = l;
 		return 1;
 	}
-	if (!strcmp(sec, "metrics") && !strcmp(key, "listen"))
+	if (!strcmp(sec, "metrics") && !strcmp(key, "listen")) {
+		/* Accepting an address and serving nothing would be a silent
+		 * default: refuse until the endpoint exists. */
+		if (*v)
+			CERR(ctx, "[metrics] listen = '%s': the metrics endpoint is not "
+			     "available in this version; leave the value empty", v);
 		return set_str(&c->metrics_listen, v), 1;
+	}
 	CERR(ctx, "[%s] %s: unknown key (see docs/configuration.md for the keys of wsyncd.ini)",
 	     sec, key);
 	return 1;

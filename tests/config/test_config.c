@@ -71,6 +71,10 @@ static void errors_name_file_line_key(void)
 	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:3: not an INI line");
 	wsync_config_free(c);
 
+	c = load(MAIN_OK "[metrics]\nlisten = 127.0.0.1:9465\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': the metrics endpoint is not available");
+	wsync_config_free(c);
+
 	c = load(MAIN_OK "[engine]\nbackoff = 2m, soon\n", NULL);
 	T_CONTAINS(wsync_config_errors(c), "[engine] backoff = '2m, soon': expected a comma list");
 	wsync_config_free(c);
