@@ -130,10 +130,13 @@ static int32_t call_op(wsync_plugin_instance *inst, wsync_call *call,
 {
 	int32_t st;
 	int serial = (inst->desc->flags & WSYNC_PLUGIN_SERIAL) != 0;
+	const wsync_plugin_instance *outer = wsync_current_instance;
 	wsync_call_reset_outcome(call);
 	if (serial)
 		pthread_mutex_lock(&inst->serial_lock);
+	wsync_current_instance = inst; /* a crash in there names the plugin */
 	st = op(inst->state, call, req);
+	wsync_current_instance = outer;
 	if (serial)
 		pthread_mutex_unlock(&inst->serial_lock);
 	/* The returned status wins; the recorded message explains it. */
@@ -159,17 +162,26 @@ static void base_request(wsync_request *req, const wsync_entry *e, loaded *l,
 	req->now = (int64_t)time(NULL);
 }
 
-/* A scheduled workout needs its workout on the provider first.  Serialized
- * with the workout's own entries by an advisory lock on the workout. */
+/* Everything that creates or changes a workout on a provider holds this
+ * session lock: the workout's own entries and a scheduled workout syncing
+ * its workout first.  Whoever holds it re-reads the link and commits a new
+ * one before letting go, so the workout is never created twice. */
+static void workout_lock(PGconn *db, const char *provider, const char *workout_id, int take)
+{
+	const char *p[2] = {provider, workout_id};
+	PQclear(PQexecParams(db, take ? "SELECT pg_advisory_lock(hashtext($1), hashtext($2))"
+	                              : "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+	                     2, NULL, p, NULL, NULL, 0));
+}
+
+/* A scheduled workout needs its workout on the provider first. */
 static int32_t ensure_workout_linked(wsync_worker *w, wsync_plugin_instance *inst,
                                      wsync_call *call, const wsync_entry *e, loaded *l,
                                      wsync_dispatch_result *res)
 {
-	const char *p[2] = {e->provider, l->sched.workout_id};
 	wsync_request req;
 	int32_t st;
-	PQclear(PQexecParams(w->db, "SELECT pg_advisory_lock(hashtext($1), hashtext($2))",
-	                     2, NULL, p, NULL, NULL, 0));
+	workout_lock(w->db, e->provider, l->sched.workout_id, 1);
 	free(l->workout_link);
 	l->workout_link = load_link(w->db, e->provider, "workout", l->sched.workout_id);
 	if (!l->workout_link) {
@@ -190,8 +202,7 @@ static int32_t ensure_workout_linked(wsync_worker *w, wsync_plugin_instance *ins
 			         call->message);
 		}
 	}
-	PQclear(PQexecParams(w->db, "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
-	                     2, NULL, p, NULL, NULL, 0));
+	workout_lock(w->db, e->provider, l->sched.workout_id, 0);
 	return res->status;
 }
 
@@ -286,6 +297,7 @@ static void run(wsync_plugin_instance *inst, wsync_call *call,
 			st = call_op(inst, call, op, &req);
 		}
 		if (st == WSYNC_OK && call->provider_id) {
+			res->relinked = res->link == LINK_DROP && is_workout(e);
 			res->link = LINK_SET;
 			res->provider_id = strdup(call->provider_id);
 		}
@@ -308,13 +320,23 @@ void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_en
 	call.db = w->db;
 	call.limiter = w->limiter;
 	call.user_id = e->user_id;
+	/* prepare() reads the links, so it runs under the workout's lock. */
+	if (is_workout(e))
+		workout_lock(w->db, e->provider, e->entity_id, 1);
 	if (prepare(w, e, &l, res) == WSYNC_OK) {
 		call.token = &l.token;
 		if (!is_workout(e) && !is_delete(e))
 			ensure_workout_linked(w, inst, &call, e, &l, res);
 		if (res->status == WSYNC_OK)
 			run(inst, &call, e, &l, res);
+		/* Commit the workout's new link before the lock goes; the
+		 * caller's transaction writes it again, which is harmless. */
+		if (is_workout(e) && res->link != LINK_KEEP)
+			wsync_link_write(w->db, e->provider, e->entity_type, e->entity_id,
+			                 e->user_id, res->link, res->provider_id);
 	}
+	if (is_workout(e))
+		workout_lock(w->db, e->provider, e->entity_id, 0);
 	if (res->status != WSYNC_OK && res->status != WSYNC_NOT_APPLICABLE && !res->message[0])
 		snprintf(res->message, sizeof res->message, "plugin %s returned status %d without a message",
 		         inst->desc->name, res->status);

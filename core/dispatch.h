@@ -36,6 +36,8 @@ typedef struct wsync_dispatch_result {
 	int deferred;                  /* our own limiter deferred it */
 	char message[1024];
 	wsync_link_action link;        /* for the entry's own entity */
+	int relinked;                  /* a vanished workout was created again:
+	                                  its schedules must follow the new id */
 	char *provider_id;             /* LINK_SET: malloc'ed */
 } wsync_dispatch_result;
 

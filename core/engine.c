@@ -21,6 +21,9 @@
  * died, or its lease ran out) is failed for good instead of looping. */
 #define MAX_ABANDONED_CLAIMS 3
 
+/* Each worker's signal stack (see worker_main). */
+#define ALT_STACK_SIZE (64 * 1024)
+
 struct wsync_engine {
 	wsync_config *cfg;
 	char *config_path;
@@ -144,6 +147,18 @@ static void log_outcome(const wsync_entry *en, const wsync_dispatch_result *res,
 		           (long long)o->delay_s);
 }
 
+/* A workout re-created under a new provider id: its scheduled workouts on
+ * that provider still point at the old one (migration 0004). */
+static int resync_schedules(PGconn *db, const wsync_entry *en)
+{
+	const char *p[2] = {en->entity_id, en->provider};
+	PGresult *r = PQexecParams(db, "SELECT wsync_resync_schedules($1, $2)", 2, NULL, p,
+	                           NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
 /* Store the link and the outcome together. */
 static int record(wsync_worker *w, const wsync_entry *en, const wsync_dispatch_result *res,
                   const wsync_outcome *o)
@@ -154,6 +169,10 @@ static int record(wsync_worker *w, const wsync_entry *en, const wsync_dispatch_r
 	if (res->link != LINK_KEEP &&
 	    wsync_link_write(w->db, en->provider, en->entity_type, en->entity_id, en->user_id,
 	                     res->link, res->provider_id) < 0) {
+		exec_simple(w->db, "ROLLBACK");
+		return -1;
+	}
+	if (res->relinked && resync_schedules(w->db, en) < 0) {
 		exec_simple(w->db, "ROLLBACK");
 		return -1;
 	}
@@ -213,8 +232,10 @@ static size_t provider_names(wsync_registry *r, const char **names, size_t max)
 	return n;
 }
 
-/* Claim and run one batch.  Returns the number claimed, -1 on DB trouble. */
-static int drain_batch(wsync_engine *e, wsync_worker *w)
+/* Claim and run one batch.  Returns the number claimed, -1 on DB trouble;
+ * then `started` names the entry whose processing had begun (its plugin
+ * call may have reached the provider) when the database went away. */
+static int drain_batch(wsync_engine *e, wsync_worker *w, char *started, size_t len)
 {
 	const char *names[256];
 	size_t np = provider_names(w->registry, names, 256);
@@ -231,8 +252,10 @@ static int drain_batch(wsync_engine *e, wsync_worker *w)
 	wsync_info("Starting scheduled workout batch sync...");
 	for (i = 0; i < n && !atomic_load(&e->stopping); i++) {
 		int r = process(e, w, &batch[i]);
-		if (r < 0)
+		if (r < 0) {
+			snprintf(started, len, "%s", batch[i].id);
 			break;
+		}
 		r ? ok++ : failed++;
 	}
 	for (; i < n; i++) /* stopping, or the database went away */
@@ -241,6 +264,44 @@ static int drain_batch(wsync_engine *e, wsync_worker *w)
 	           ok, failed);
 	wsync_entries_free(batch, n);
 	return n;
+}
+
+/* The database's clock, as text, or "" when it cannot be read. */
+static void db_clock(PGconn *db, char *out, size_t len)
+{
+	PGresult *r = PQexec(db, "SELECT clock_timestamp()::text");
+	snprintf(out, len, "%s", PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+	                         ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+}
+
+/*
+ * After a reconnect: entries this worker claimed but could neither complete
+ * nor release while the connection was down (and claims whose answer was
+ * lost with it) are still leased to its name.  The worker is processing
+ * none of them now, so they go back at once instead of waiting out the
+ * lease.  `started` (its plugin call may have happened) keeps its counted
+ * attempt, as after a crash; the others get theirs back.  `since` (the
+ * database's clock when this worker first connected) leaves alone rows of
+ * an earlier process that had the same host:pid:wN name.
+ */
+static void give_back(wsync_worker *w, const char *since, const char *started)
+{
+	const char *p[3] = {w->name, since, started};
+	PGresult *r;
+	if (!*since)
+		return;
+	r = PQexecParams(w->db,
+		"UPDATE workout_sync_queue SET locked_until = now() - interval '1 second',"
+		"  locked_by = NULL, updated_at = now(),"
+		"  attempts = CASE WHEN id::text = $3 THEN attempts"
+		"             ELSE greatest(attempts - 1, 0) END"
+		" WHERE locked_by = $1 AND processed_at IS NULL"
+		"   AND last_attempt_at >= $2::timestamptz", 3, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK && atoi(PQcmdTuples(r)) > 0)
+		wsync_warn("%s: gave back %s entries left leased to this worker when the "
+		           "database connection was lost", w->name, PQcmdTuples(r));
+	PQclear(r);
 }
 
 typedef struct worker_arg {
@@ -253,13 +314,20 @@ static void *worker_main(void *p)
 	worker_arg *a = p;
 	wsync_engine *e = a->e;
 	wsync_worker w = {0};
-	char host[64] = "localhost";
+	char host[64] = "localhost", since[64] = "", started[40] = "";
+	/* Plugins run on this thread: wsyncd's fatal-signal handler, which
+	 * names the plugin, must run even after a stack overflow in one. */
+	stack_t alt = {.ss_sp = malloc(ALT_STACK_SIZE), .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
 
+	if (alt.ss_sp)
+		sigaltstack(&alt, NULL);
 	gethostname(host, sizeof host - 1);
 	snprintf(w.name, sizeof w.name, "%s:%d:w%d", host, (int)getpid(), a->index);
 	w.http = wsync_http_client_new();
 	w.limiter = e->limiter;
 	w.db = connect_db(e, w.name);
+	if (w.db)
+		db_clock(w.db, since, sizeof since);
 	while (w.db && !atomic_load(&e->stopping)) {
 		unsigned long seen;
 		int n;
@@ -269,7 +337,7 @@ static void *worker_main(void *p)
 		pthread_rwlock_rdlock(&e->swap_lock);
 		w.registry = e->registry;
 		w.cfg = e->cfg;
-		n = drain_batch(e, &w);
+		n = drain_batch(e, &w, started, sizeof started);
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (n < 0 || PQstatus(w.db) != CONNECTION_OK) {
 			char line[512];
@@ -279,6 +347,10 @@ static void *worker_main(void *p)
 			if (!e->once)
 				sleep_s(e, 1);
 			w.db = connect_db(e, w.name);
+			if (w.db) {
+				give_back(&w, since, started);
+				started[0] = 0;
+			}
 		} else if (n == 0) {
 			if (e->once)
 				break;
@@ -289,6 +361,11 @@ static void *worker_main(void *p)
 	}
 	PQfinish(w.db);
 	wsync_http_client_free(w.http);
+	if (alt.ss_sp) {
+		stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+		sigaltstack(&off, NULL);
+		free(alt.ss_sp);
+	}
 	return NULL;
 }
 
@@ -328,6 +405,19 @@ static void reload(wsync_engine *e, PGconn *db)
 	wake_workers(e);
 }
 
+/* Take the notifications libpq has queued; returns how many there were. */
+static int take_notifies(PGconn *db)
+{
+	PGnotify *n;
+	int count = 0;
+	PQconsumeInput(db);
+	while ((n = PQnotifies(db))) {
+		PQfreemem(n);
+		count++;
+	}
+	return count;
+}
+
 /* The main thread: LISTEN, signals, timers. */
 static void supervise(wsync_engine *e)
 {
@@ -335,7 +425,7 @@ static void supervise(wsync_engine *e)
 	while (!atomic_load(&e->stopping)) {
 		struct pollfd fds[2] = {{e->pipe_fd[0], POLLIN, 0}, {-1, POLLIN, 0}};
 		long due;
-		int timeout_ms, ready, wake = 0;
+		int timeout_ms, ready, wake = 0, queued;
 		char buf[64];
 		if (!db || PQstatus(db) != CONNECTION_OK) {
 			PQfinish(db);
@@ -355,23 +445,22 @@ static void supervise(wsync_engine *e)
 		timeout_ms = e->cfg->interval_minutes * 60 * 1000;
 		if (due >= 0 && due * 1000 < timeout_ms)
 			timeout_ms = due < 1 ? 1000 : (int)(due * 1000) + 200;
-		ready = poll(fds, 2, timeout_ms);
+		/* A NOTIFY that arrived with the answer to a query (next_due just
+		 * now, a reload's registrations) already sits in libpq's queue,
+		 * where poll() cannot see it. */
+		queued = e->cfg->listen ? take_notifies(db) : 0;
+		ready = poll(fds, 2, queued ? 0 : timeout_ms);
 		if (ready < 0 && errno != EINTR)
 			break;
-		wake = ready == 0; /* timer: a retry is due, or the interval */
+		/* timer: a retry is due, or the interval */
+		wake = queued || ready == 0;
 		if (fds[0].revents & POLLIN)
 			while (read(e->pipe_fd[0], buf, sizeof buf) == (ssize_t)sizeof buf)
 				;
 		if (atomic_exchange(&e->reload_requested, 0))
 			reload(e, db); /* wakes the workers itself */
-		if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
-			PGnotify *n;
-			PQconsumeInput(db);
-			while ((n = PQnotifies(db))) {
-				PQfreemem(n);
-				wake = 1;
-			}
-		}
+		if (fds[1].fd >= 0 && (fds[1].revents & POLLIN) && take_notifies(db))
+			wake = 1;
 		if (wake)
 			wake_workers(e);
 	}

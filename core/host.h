@@ -42,8 +42,10 @@ void wsync_call_init(wsync_call *call, wsync_plugin_instance *inst);
 void wsync_call_reset_outcome(wsync_call *call);
 void wsync_call_clean(wsync_call *call);
 
-/* User-Agent sent to a provider: "wsync/<version>" unless the plugin's
- * [provider] user_agent key says otherwise. */
+/* HTTP settings of the call's instance.  The User-Agent is
+ * "wsync/<version>"; a provider that wants its own form (TrainingPeaks:
+ * "<client_id>/<version>") gets it from the plugin, whose explicit
+ * User-Agent request header replaces this one. */
 void wsync_call_settings(const wsync_call *call, wsync_http_settings *s,
                          char *ua, size_t ualen);
 

@@ -22,6 +22,8 @@
 #define MIN_DESC_SIZE                                                          \
 	(offsetof(wsync_plugin, delete_scheduled_workout) + sizeof(wsync_operation_fn))
 
+_Thread_local const wsync_plugin_instance *wsync_current_instance;
+
 /* One opened .so, shared by the instances that use it. */
 typedef struct loaded_file {
 	char *path;
@@ -310,7 +312,9 @@ static void init_instance(wsync_registry *r, wsync_plugin_instance *in,
 	if (check_plugin_keys(in, &f->desc) < 0)
 		{ refuse(in, NULL, 1); return; }
 	in->desc = &f->desc;
+	wsync_current_instance = in;
 	st = f->desc.init ? f->desc.init(r->host, in, &in->state) : WSYNC_OK;
+	wsync_current_instance = NULL;
 	if (st != WSYNC_OK) {
 		char err[512];
 		in->desc = NULL;

@@ -34,6 +34,11 @@ struct wsync_instance {
 	wsync_registry *registry;          /* owner */
 };
 
+/* The instance whose plugin code this thread is running (set around init()
+ * and every operation), or NULL: wsyncd's fatal-signal handler names it, so
+ * a crash names the culprit. */
+extern _Thread_local const wsync_plugin_instance *wsync_current_instance;
+
 /*
  * Load every instance of `cfg` (which must outlive the registry) with host
  * services `host`.  Never NULL unless out of memory.  Refusals are logged at

@@ -8,7 +8,9 @@
  * The claim: a fenced (MATERIALIZED) CTE picks due rows with SKIP LOCKED, in
  * (next_retry_at, seq) order, skipping any row that has an older unprocessed
  * entry for the same (entity_type, entity_id, provider): per-entity order
- * holds however many workers and nodes claim.  The attempt is counted here.
+ * holds however many workers and nodes claim.  A scheduled workout also
+ * waits for older entries of its workout on that provider, so it is pushed
+ * with the workout's current provider id.  The attempt is counted here.
  */
 static const char CLAIM_SQL[] =
 	"WITH c AS MATERIALIZED ("
@@ -20,6 +22,11 @@ static const char CLAIM_SQL[] =
 	"        WHERE o.entity_type = q.entity_type AND o.entity_id = q.entity_id"
 	"          AND o.provider = q.provider AND o.processed_at IS NULL"
 	"          AND o.seq < q.seq)"
+	"    AND NOT (q.entity_type = 'workout_scheduled' AND EXISTS ("
+	"        SELECT 1 FROM workouts_scheduled s JOIN workout_sync_queue o"
+	"          ON o.entity_type = 'workout' AND o.entity_id = s.workout_id"
+	"        WHERE s.id = q.entity_id AND o.provider = q.provider"
+	"          AND o.processed_at IS NULL AND o.seq < q.seq))"
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $3"
 	"  FOR NO KEY UPDATE SKIP LOCKED)"

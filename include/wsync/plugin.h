@@ -9,8 +9,10 @@
  * the `wsync_host` table handed to init(): a plugin links against nothing of
  * wsync's, so it must be built with -fvisibility=hidden and -Wl,--no-undefined.
  *
- * This header is C99 with fixed-width types only.  It includes no libcurl,
- * json-c or libpq type: what crosses the boundary is plain data.
+ * This header is C99 with fixed-width types only (WSYNC_HAS uses the GNU
+ * __typeof__ that gcc and clang accept in every mode; the layout asserts
+ * need C11 and are skipped before it).  It includes no libcurl, json-c or
+ * libpq type: what crosses the boundary is plain data.
  *
  * ---------------------------------------------------------------------------
  * VERSIONING POLICY
@@ -265,8 +267,9 @@ typedef struct wsync_http_response {
 	uint32_t struct_size;
 	int32_t http_status;        /* 0 when no answer arrived */
 	const char *body;           /* host-owned, NUL-terminated copy of the
-	                               body; valid until the next http() call with
-	                               this response or the end of the operation */
+	                               body; valid until the next http() call of
+	                               this operation (any response struct) or the
+	                               end of the operation: copy what you keep */
 	size_t body_len;
 	int64_t retry_after_s;      /* from Retry-After / X-RateLimit-Reset, or 0 */
 } wsync_http_response;
@@ -375,7 +378,7 @@ WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void);
  * Layout pins (x86-64 / aarch64 LP64).  A failing assert means the ABI moved:
  * that needs a new major, not a quiet rebuild.
  */
-#if defined(__LP64__) && !defined(__cplusplus)
+#if defined(__LP64__) && !defined(__cplusplus) && __STDC_VERSION__ >= 201112L
 _Static_assert(offsetof(wsync_plugin, magic) == 0, "frozen");
 _Static_assert(offsetof(wsync_plugin, abi_major) == 4, "frozen");
 _Static_assert(offsetof(wsync_plugin, abi_minor) == 6, "frozen");

@@ -97,7 +97,7 @@ typedef struct wsync_workout {
 	double total_metres;       /* sum of distance steps, repeats expanded */
 } wsync_workout;
 
-#if defined(__LP64__) && !defined(__cplusplus)
+#if defined(__LP64__) && !defined(__cplusplus) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(wsync_step) == 96, "ABI v1 layout");
 _Static_assert(offsetof(wsync_step, cue) == 72, "ABI v1 layout");
 _Static_assert(sizeof(wsync_workout) == 40, "ABI v1 layout");

@@ -1,0 +1,896 @@
+/*
+ * testhost.c -- libwsync-testhost: load one plugin the way wsyncd does and
+ * call its operations without a database (see include/wsync/testhost.h).
+ *
+ * Nothing here validates plugins or configuration: the INI goes through
+ * core/config.c and the .so through core/plugin_loader.c, unchanged.  The
+ * host table is the core's (core/host.c) with three services wrapped: log
+ * (recorded), http (the core's, then recorded) and now (a settable clock).
+ */
+#include "wsync/testhost.h"
+
+#include "classify.h"
+#include "config.h"
+#include "host.h"
+#include "http.h"
+#include "log.h"
+#include "oauth.h"
+#include "plugin_loader.h"
+#include "workout_parse.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#define DEFAULT_TOKEN "testhost-access-token"
+
+/* The call context handed to the plugin: a real wsync_call first, so the
+ * core's services work on it unchanged, and the way back to the test host. */
+typedef struct th_call {
+	wsync_call call;
+	wsync_testhost *th;
+} th_call;
+
+typedef struct http_rec {
+	wsync_testhost_http pub;
+	wsync_http_header *hdrs;   /* names and values malloc'ed */
+} http_rec;
+
+struct wsync_testhost {
+	wsync_host host;               /* the table init() got; lives as long */
+	wsync_config *cfg;
+	wsync_registry *reg;
+	wsync_plugin_instance *inst;   /* the one instance, loaded */
+	wsync_http_client *http;
+	wsync_token token;             /* access_token only */
+	th_call tc;
+
+	pthread_mutex_t mu;            /* guards the recordings */
+	wsync_testhost_log **logs;
+	size_t n_logs;
+	http_rec **https;
+	size_t n_https;
+
+	void **pool;                   /* entities and their strings */
+	size_t n_pool;
+	wsync_workout **parsed;        /* structures of those entities */
+	size_t n_parsed;
+
+	wsync_testhost_outcome result;
+	char *result_message;
+	char *result_provider_id;
+
+	wsync_testhost *next;          /* in the list of live test hosts */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p) {
+		fputs("wsync-testhost: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+	p = realloc(p, size ? size : 1);
+	if (!p) {
+		fputs("wsync-testhost: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+	char *d = xcalloc(1, n + 1);
+	if (n)
+		memcpy(d, s, n);
+	return d;
+}
+
+static char *xstrdup(const char *s)
+{
+	return s ? xstrndup(s, strlen(s)) : NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void new_uuid(char out[37])
+{
+	uuid_t u;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
+}
+
+static atomic_llong fake_clock;
+
+static int64_t th_now(void)
+{
+	long long t = atomic_load(&fake_clock);
+	return t ? (int64_t)t : (int64_t)time(NULL);
+}
+
+void wsync_testhost_set_clock(int64_t unix_seconds)
+{
+	atomic_store(&fake_clock, (long long)unix_seconds);
+}
+
+/* ---- the live test hosts, for log lines that only carry the instance ---- */
+
+static pthread_mutex_t hosts_mu = PTHREAD_MUTEX_INITIALIZER;
+static wsync_testhost *hosts;
+
+static void hosts_add(wsync_testhost *th)
+{
+	pthread_mutex_lock(&hosts_mu);
+	th->next = hosts;
+	hosts = th;
+	pthread_mutex_unlock(&hosts_mu);
+}
+
+static void hosts_remove(wsync_testhost *th)
+{
+	pthread_mutex_lock(&hosts_mu);
+	for (wsync_testhost **p = &hosts; *p; p = &(*p)->next)
+		if (*p == th) {
+			*p = th->next;
+			break;
+		}
+	pthread_mutex_unlock(&hosts_mu);
+}
+
+static wsync_testhost *host_of(const wsync_instance *inst)
+{
+	wsync_testhost *th;
+	if (!inst)
+		return NULL;
+	pthread_mutex_lock(&hosts_mu);
+	for (th = hosts; th; th = th->next)
+		if (th->cfg && th->cfg->n_providers && inst->cfg == &th->cfg->providers[0])
+			break;
+	pthread_mutex_unlock(&hosts_mu);
+	return th;
+}
+
+/* ---- wrapped host services ---------------------------------------------- */
+
+static void th_log(const wsync_instance *inst, int32_t level, const char *fmt, ...)
+{
+	wsync_testhost *th = host_of(inst);
+	char line[2048];
+	va_list ap, echo;
+
+	va_start(ap, fmt);
+	va_copy(echo, ap);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	/* On stderr as wsyncd writes it, so test logs read the same. */
+	wsync_vlog(level, inst ? inst->name : "plugin", fmt, echo);
+	va_end(echo);
+	if (!th)
+		return;
+	pthread_mutex_lock(&th->mu);
+	th->logs = xrealloc(th->logs, (th->n_logs + 1) * sizeof *th->logs);
+	th->logs[th->n_logs] = xcalloc(1, sizeof **th->logs);
+	th->logs[th->n_logs]->level = level;
+	th->logs[th->n_logs]->text = xstrdup(line);
+	th->n_logs++;
+	pthread_mutex_unlock(&th->mu);
+}
+
+/* The URL core/http.c builds: base_url + path with one '/' between. */
+static char *request_url(const char *base, const char *path)
+{
+	size_t blen, plen;
+	char *url;
+	if (!path)
+		path = "";
+	if (!strncasecmp(path, "https://", 8) || !strncasecmp(path, "http://", 7))
+		return xstrdup(path);
+	if (!base)
+		base = "";
+	blen = strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	while (*path == '/')
+		path++;
+	plen = strlen(path);
+	url = xcalloc(1, blen + plen + 2);
+	memcpy(url, base, blen);
+	url[blen] = '/';
+	memcpy(url + blen + 1, path, plen);
+	return url;
+}
+
+static char *masked(const char *name, const char *value)
+{
+	const char *sp;
+	char buf[64];
+	if (strcasecmp(name, "Authorization") != 0)
+		return xstrdup(value ? value : "");
+	sp = value ? strchr(value, ' ') : NULL;
+	snprintf(buf, sizeof buf, "%.*s*****", sp ? (int)(sp - value + 1) : 0,
+	         sp && sp - value < 32 ? value : "");
+	return xstrdup(buf);
+}
+
+static void add_header(http_rec *r, const char *name, const char *value)
+{
+	r->hdrs = xrealloc(r->hdrs, (r->pub.n_headers + 1) * sizeof *r->hdrs);
+	r->hdrs[r->pub.n_headers].name = xstrdup(name);
+	r->hdrs[r->pub.n_headers].value = masked(name, value);
+	r->pub.n_headers++;
+}
+
+static void record_http(wsync_testhost *th, wsync_call *call,
+                        const wsync_http_request *req, int32_t st)
+{
+	http_rec *r = xcalloc(1, sizeof *r);
+	wsync_http_settings s;
+	char ua[128];
+	int own_ua = 0;
+
+	wsync_call_settings(call, &s, ua, sizeof ua);
+	r->pub.method = xstrdup(req->method ? req->method : "GET");
+	r->pub.url = request_url(s.base_url, req->path);
+	if (req->content_type)
+		add_header(r, "Content-Type", req->content_type);
+	for (uint32_t i = 0; req->headers && i < req->n_headers; i++) {
+		add_header(r, req->headers[i].name ? req->headers[i].name : "",
+		           req->headers[i].value);
+		own_ua |= req->headers[i].name && !strcasecmp(req->headers[i].name, "User-Agent");
+	}
+	if (!own_ua)
+		add_header(r, "User-Agent", s.user_agent);
+	if (req->auth && call->token && call->token->access_token)
+		add_header(r, "Authorization", "Bearer -");
+	r->pub.headers = r->hdrs;
+	r->pub.body = req->body ? xstrndup(req->body, req->body_len) : xstrdup("");
+	r->pub.body_len = req->body ? req->body_len : 0;
+	r->pub.status = (int32_t)call->result.status;
+	r->pub.classification = st;
+	r->pub.response_body = call->result.body
+		? xstrndup(call->result.body, call->result.body_len) : xstrdup("");
+	r->pub.response_body_len = call->result.body ? call->result.body_len : 0;
+	r->pub.retry_after_s = call->result.retry_after_s;
+	r->pub.error = xstrdup(call->result.error);
+
+	pthread_mutex_lock(&th->mu);
+	th->https = xrealloc(th->https, (th->n_https + 1) * sizeof *th->https);
+	th->https[th->n_https++] = r;
+	pthread_mutex_unlock(&th->mu);
+}
+
+/* The core's HTTP path (no limiter: call->limiter is NULL; no refresh:
+ * call->db is NULL), then recorded. */
+static int32_t th_http(wsync_call *call, const wsync_http_request *req,
+                       wsync_http_response *resp)
+{
+	int32_t st = wsync_host_services()->http(call, req, resp);
+	record_http(((th_call *)call)->th, call, req, st);
+	return st;
+}
+
+/* ---- recordings ------------------------------------------------------------ */
+
+static void free_http_rec(http_rec *r)
+{
+	for (size_t i = 0; i < r->pub.n_headers; i++) {
+		free((char *)r->hdrs[i].name);
+		free((char *)r->hdrs[i].value);
+	}
+	free(r->hdrs);
+	free((char *)r->pub.method);
+	free((char *)r->pub.url);
+	free((char *)r->pub.body);
+	free((char *)r->pub.response_body);
+	free((char *)r->pub.error);
+	free(r);
+}
+
+void wsync_testhost_clear(wsync_testhost *th)
+{
+	if (!th)
+		return;
+	pthread_mutex_lock(&th->mu);
+	for (size_t i = 0; i < th->n_logs; i++) {
+		free((char *)th->logs[i]->text);
+		free(th->logs[i]);
+	}
+	free(th->logs);
+	th->logs = NULL;
+	th->n_logs = 0;
+	for (size_t i = 0; i < th->n_https; i++)
+		free_http_rec(th->https[i]);
+	free(th->https);
+	th->https = NULL;
+	th->n_https = 0;
+	pthread_mutex_unlock(&th->mu);
+}
+
+size_t wsync_testhost_log_count(const wsync_testhost *th)
+{
+	size_t n;
+	if (!th)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&th->mu);
+	n = th->n_logs;
+	pthread_mutex_unlock((pthread_mutex_t *)&th->mu);
+	return n;
+}
+
+const wsync_testhost_log *wsync_testhost_log_at(const wsync_testhost *th, size_t i)
+{
+	const wsync_testhost_log *l = NULL;
+	if (!th)
+		return NULL;
+	pthread_mutex_lock((pthread_mutex_t *)&th->mu);
+	if (i < th->n_logs)
+		l = th->logs[i];
+	pthread_mutex_unlock((pthread_mutex_t *)&th->mu);
+	return l;
+}
+
+const wsync_testhost_log *wsync_testhost_log_find(const wsync_testhost *th,
+                                                  const char *needle)
+{
+	const wsync_testhost_log *l = NULL;
+	if (!th || !needle)
+		return NULL;
+	pthread_mutex_lock((pthread_mutex_t *)&th->mu);
+	for (size_t i = 0; i < th->n_logs && !l; i++)
+		if (strstr(th->logs[i]->text, needle))
+			l = th->logs[i];
+	pthread_mutex_unlock((pthread_mutex_t *)&th->mu);
+	return l;
+}
+
+size_t wsync_testhost_http_count(const wsync_testhost *th)
+{
+	size_t n;
+	if (!th)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&th->mu);
+	n = th->n_https;
+	pthread_mutex_unlock((pthread_mutex_t *)&th->mu);
+	return n;
+}
+
+const wsync_testhost_http *wsync_testhost_http_at(const wsync_testhost *th, size_t i)
+{
+	const wsync_testhost_http *h = NULL;
+	if (!th)
+		return NULL;
+	pthread_mutex_lock((pthread_mutex_t *)&th->mu);
+	if (i < th->n_https)
+		h = &th->https[i]->pub;
+	pthread_mutex_unlock((pthread_mutex_t *)&th->mu);
+	return h;
+}
+
+const char *wsync_testhost_http_header(const wsync_testhost_http *h, const char *name)
+{
+	for (size_t i = 0; h && name && i < h->n_headers; i++)
+		if (!strcasecmp(h->headers[i].name, name))
+			return h->headers[i].value;
+	return NULL;
+}
+
+static void result_reset(wsync_testhost *th);
+
+/* ---- loading ----------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int write_text(const char *path, const char *text, const char *mode)
+{
+	FILE *f = fopen(path, mode);
+	int ok;
+	if (!f)
+		return -1;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Private files of one load: <tmp>/wsyncd.ini and <tmp>/conf.d/<name>.ini. */
+typedef struct scratch {
+	char dir[PATH_MAX];
+	char confd[PATH_MAX];
+	char main_ini[PATH_MAX];
+	char inst_ini[PATH_MAX];
+} scratch;
+
+static void scratch_remove(scratch *s)
+{
+	if (s->inst_ini[0])
+		unlink(s->inst_ini);
+	if (s->main_ini[0])
+		unlink(s->main_ini);
+	if (s->confd[0])
+		rmdir(s->confd);
+	if (s->dir[0])
+		rmdir(s->dir);
+}
+
+static int scratch_make(scratch *s, const char *plugin_dir, const char *name,
+                        const char *ini_text, char *err, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	char text[PATH_MAX * 2 + 128];
+
+	memset(s, 0, sizeof *s);
+	snprintf(s->dir, sizeof s->dir, "%s/wsync-testhost.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(s->dir)) {
+		set_err(err, errlen, "testhost: cannot create a temporary directory in %s: %s",
+		        tmp && *tmp ? tmp : "/tmp", strerror(errno));
+		s->dir[0] = 0;
+		return -1;
+	}
+	snprintf(s->confd, sizeof s->confd, "%s/conf.d", s->dir);
+	if (mkdir(s->confd, 0700) < 0) {
+		set_err(err, errlen, "testhost: cannot create %s: %s", s->confd, strerror(errno));
+		s->confd[0] = 0;
+		return -1;
+	}
+	snprintf(s->inst_ini, sizeof s->inst_ini, "%s/%s.ini", s->confd, name);
+	snprintf(s->main_ini, sizeof s->main_ini, "%s/wsyncd.ini", s->dir);
+	snprintf(text, sizeof text,
+	         "; written by libwsync-testhost\n"
+	         "[database]\nconninfo = dbname=unused-by-testhost\n"
+	         "[plugins]\ndir = %s\nconf_dir = %s\n", plugin_dir, s->confd);
+	if (write_text(s->main_ini, text, "w") < 0 ||
+	    write_text(s->inst_ini, ini_text ? ini_text : "", "w") < 0) {
+		set_err(err, errlen, "testhost: cannot write in %s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Split so_path into an absolute directory and the plugin name. */
+static int split_path(const char *so_path, char *dir, size_t dirlen, char *name,
+                      size_t namelen, char *err, size_t errlen)
+{
+	const char *slash = strrchr(so_path, '/');
+	const char *base = slash ? slash + 1 : so_path;
+	size_t blen = strlen(base);
+	char part[PATH_MAX], resolved[PATH_MAX];
+
+	if (blen <= 3 || strcmp(base + blen - 3, ".so") != 0 || blen - 3 >= namelen) {
+		set_err(err, errlen, "%s: a plugin file is named <plugin>.so, <plugin> being "
+		        "the name in its descriptor", so_path);
+		return -1;
+	}
+	snprintf(name, namelen, "%.*s", (int)(blen - 3), base);
+	if (!slash)
+		snprintf(part, sizeof part, ".");
+	else if (slash == so_path)
+		snprintf(part, sizeof part, "/");
+	else
+		snprintf(part, sizeof part, "%.*s", (int)(slash - so_path), so_path);
+	if (!realpath(part, resolved)) {
+		set_err(err, errlen, "%s: cannot open its directory: %s", so_path, strerror(errno));
+		return -1;
+	}
+	if (strpbrk(resolved, "\r\n")) {
+		set_err(err, errlen, "%s: a line break in the directory name", so_path);
+		return -1;
+	}
+	snprintf(dir, dirlen, "%s", resolved);
+	return 0;
+}
+
+/* The configuration errors, without the final newline. */
+static void config_errors(const wsync_config *cfg, char *err, size_t errlen)
+{
+	const char *all = wsync_config_errors(cfg);
+	size_t n = strlen(all);
+	while (n > 0 && all[n - 1] == '\n')
+		n--;
+	set_err(err, errlen, "%.*s", (int)n, all);
+}
+
+static wsync_config *read_config(scratch *s, const char *name, char *err, size_t errlen)
+{
+	wsync_config *cfg = wsync_config_load(s->main_ini);
+	char extra[256];
+
+	if (!cfg) {
+		set_err(err, errlen, "testhost: out of memory");
+		return NULL;
+	}
+	/* No [provider] plugin: name the file's plugin, below the author's
+	 * lines so their line numbers stay right. */
+	if (cfg->n_providers == 1 && !cfg->providers[0].plugin) {
+		wsync_config_free(cfg);
+		snprintf(extra, sizeof extra, "\n[provider]\nplugin = %s\n", name);
+		if (write_text(s->inst_ini, extra, "a") < 0) {
+			set_err(err, errlen, "testhost: cannot write %s: %s", s->inst_ini,
+			        strerror(errno));
+			return NULL;
+		}
+		cfg = wsync_config_load(s->main_ini);
+		if (!cfg) {
+			set_err(err, errlen, "testhost: out of memory");
+			return NULL;
+		}
+	}
+	if (!wsync_config_ok(cfg)) {
+		config_errors(cfg, err, errlen);
+		wsync_config_free(cfg);
+		return NULL;
+	}
+	if (cfg->n_providers != 1) {
+		set_err(err, errlen, "testhost: expected one provider instance, found %zu",
+		        cfg->n_providers);
+		wsync_config_free(cfg);
+		return NULL;
+	}
+	if (strcmp(cfg->providers[0].plugin, name) != 0) {
+		set_err(err, errlen, "%s: [provider] plugin = %s, but the file is %s.so: wsyncd "
+		        "loads <plugins dir>/<plugin>.so, so the two must match",
+		        s->inst_ini, cfg->providers[0].plugin, name);
+		wsync_config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+wsync_testhost *wsync_testhost_load(const char *so_path, const char *ini_text,
+                                    char *err, size_t errlen)
+{
+	char dir[PATH_MAX], name[128];
+	wsync_testhost *th;
+	scratch s;
+
+	if (err && errlen)
+		err[0] = 0;
+	if (!so_path) {
+		set_err(err, errlen, "testhost: no plugin path");
+		return NULL;
+	}
+	pthread_once(&curl_once, curl_init_once);
+	if (split_path(so_path, dir, sizeof dir, name, sizeof name, err, errlen) < 0)
+		return NULL;
+	if (scratch_make(&s, dir, name, ini_text, err, errlen) < 0) {
+		scratch_remove(&s);
+		return NULL;
+	}
+
+	th = xcalloc(1, sizeof *th);
+	pthread_mutex_init(&th->mu, NULL);
+	th->host = *wsync_host_services();
+	th->host.log = th_log;
+	th->host.http = th_http;
+	th->host.now = th_now;
+	th->token.access_token = xstrdup(DEFAULT_TOKEN);
+	th->token.found = 1;
+	th->tc.th = th;
+	result_reset(th);
+
+	th->cfg = read_config(&s, name, err, errlen);
+	if (!th->cfg) {
+		scratch_remove(&s);
+		wsync_testhost_free(th);
+		return NULL;
+	}
+	hosts_add(th);
+	th->reg = wsync_registry_load(th->cfg, &th->host);
+	scratch_remove(&s);
+	if (!th->reg || wsync_registry_count(th->reg) != 1) {
+		set_err(err, errlen, "testhost: out of memory");
+		wsync_testhost_free(th);
+		return NULL;
+	}
+	th->inst = wsync_registry_at(th->reg, 0);
+	if (!th->inst->loaded) {
+		set_err(err, errlen, "%s", th->inst->refusal ? th->inst->refusal : "refused");
+		wsync_testhost_free(th);
+		return NULL;
+	}
+	th->http = wsync_http_client_new();
+	if (!th->http) {
+		set_err(err, errlen, "testhost: cannot create an HTTP client");
+		wsync_testhost_free(th);
+		return NULL;
+	}
+	return th;
+}
+
+void wsync_testhost_free(wsync_testhost *th)
+{
+	if (!th)
+		return;
+	/* destroy() may still log: keep the host findable until it returned. */
+	wsync_registry_free(th->reg);
+	hosts_remove(th);
+	wsync_config_free(th->cfg);
+	wsync_http_client_free(th->http);
+	wsync_token_clear(&th->token);
+	wsync_testhost_clear(th);
+	for (size_t i = 0; i < th->n_pool; i++)
+		free(th->pool[i]);
+	free(th->pool);
+	for (size_t i = 0; i < th->n_parsed; i++)
+		wsync_workout_free(th->parsed[i]);
+	free(th->parsed);
+	free(th->result_message);
+	free(th->result_provider_id);
+	pthread_mutex_destroy(&th->mu);
+	free(th);
+}
+
+const wsync_plugin *wsync_testhost_plugin(const wsync_testhost *th)
+{
+	return th && th->inst ? th->inst->desc : NULL;
+}
+
+const char *wsync_testhost_config(const wsync_testhost *th, const char *section,
+                                  const char *key)
+{
+	if (!th || !th->inst || !section || !key)
+		return NULL;
+	return wsync_instance_config_string(th->inst, section, key);
+}
+
+void wsync_testhost_set_token(wsync_testhost *th, const char *token)
+{
+	if (!th)
+		return;
+	wsync_token_clear(&th->token);
+	th->token.access_token = xstrdup(token);
+	th->token.found = token != NULL;
+}
+
+/* ---- entities ------------------------------------------------------------ */
+
+static void *pool_keep(wsync_testhost *th, void *p)
+{
+	th->pool = xrealloc(th->pool, (th->n_pool + 1) * sizeof *th->pool);
+	th->pool[th->n_pool++] = p;
+	return p;
+}
+
+static const char *pool_str(wsync_testhost *th, const char *s)
+{
+	return s ? pool_keep(th, xstrdup(s)) : NULL;
+}
+
+static const char *pool_uuid(wsync_testhost *th, const char *given)
+{
+	char id[37];
+	if (given)
+		return pool_str(th, given);
+	new_uuid(id);
+	return pool_str(th, id);
+}
+
+const wsync_workout_entity *wsync_testhost_workout(wsync_testhost *th,
+                                                   const wsync_workout_entity *f,
+                                                   char *err, size_t errlen)
+{
+	wsync_workout_entity *e;
+	wsync_workout *w = NULL;
+	wsync_parse_error perr;
+
+	if (!th || !f || !f->workout_text) {
+		set_err(err, errlen, "testhost: a workout needs workout_text");
+		return NULL;
+	}
+	if (wsync_workout_parse(f->workout_text, strlen(f->workout_text), &w, &perr) < 0) {
+		set_err(err, errlen, "%s", perr.message);
+		return NULL;
+	}
+	th->parsed = xrealloc(th->parsed, (th->n_parsed + 1) * sizeof *th->parsed);
+	th->parsed[th->n_parsed++] = w;
+	e = pool_keep(th, xcalloc(1, sizeof *e));
+	e->struct_size = sizeof *e;
+	e->id = pool_uuid(th, f->id);
+	e->user_id = pool_str(th, f->user_id ? f->user_id : WSYNC_TESTHOST_USER);
+	e->name = pool_str(th, f->name);
+	e->description = pool_str(th, f->description);
+	e->sport = pool_str(th, f->sport);
+	e->workout_text = pool_str(th, f->workout_text);
+	e->structure = w;
+	e->updated_at = f->updated_at ? f->updated_at : th_now();
+	return e;
+}
+
+const wsync_scheduled_entity *wsync_testhost_scheduled(wsync_testhost *th,
+                                                       const wsync_scheduled_entity *f,
+                                                       const wsync_workout_entity *workout,
+                                                       char *err, size_t errlen)
+{
+	wsync_scheduled_entity *e;
+
+	if (!th || !f || !f->scheduled_date) {
+		set_err(err, errlen, "testhost: a scheduled workout needs scheduled_date");
+		return NULL;
+	}
+	e = pool_keep(th, xcalloc(1, sizeof *e));
+	e->struct_size = sizeof *e;
+	e->id = pool_uuid(th, f->id);
+	e->user_id = pool_str(th, f->user_id ? f->user_id
+	                      : workout && workout->user_id ? workout->user_id
+	                      : WSYNC_TESTHOST_USER);
+	e->workout_id = pool_str(th, f->workout_id ? f->workout_id
+	                         : workout ? workout->id : NULL);
+	e->scheduled_date = pool_str(th, f->scheduled_date);
+	e->scheduled_time = pool_str(th, f->scheduled_time);
+	return e;
+}
+
+/* ---- calling ---------------------------------------------------------------- */
+
+static void result_reset(wsync_testhost *th)
+{
+	free(th->result_message);
+	free(th->result_provider_id);
+	th->result_message = NULL;
+	th->result_provider_id = NULL;
+	memset(&th->result, 0, sizeof th->result);
+	th->result.message = "";
+}
+
+static int32_t not_called(wsync_testhost *th, int32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int32_t not_called(wsync_testhost *th, int32_t status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	th->result_message = xstrdup(msg);
+	th->result.status = status;
+	th->result.message = th->result_message;
+	th->result.error_type = wsync_error_type(status);
+	return status;
+}
+
+int32_t wsync_testhost_call(wsync_testhost *th, int32_t op,
+                            const wsync_testhost_request *in)
+{
+	static const wsync_testhost_request none;
+	static const char *const op_names[] = {"sync_workout", "sync_scheduled_workout",
+	                                       "delete_workout", "delete_scheduled_workout"};
+	wsync_plugin_instance *inst;
+	const wsync_plugin *d;
+	wsync_operation_fn fn;
+	wsync_call *call;
+	wsync_request req;
+	const char *own, *user;
+	char queue_id[37];
+	int is_delete = op == WSYNC_TESTHOST_DELETE_WORKOUT ||
+	                op == WSYNC_TESTHOST_DELETE_SCHEDULED_WORKOUT;
+	int serial;
+	int32_t st;
+
+	if (!th)
+		return WSYNC_E_UNEXPECTED;
+	result_reset(th);
+	inst = th->inst;
+	d = inst->desc;
+	if (!in)
+		in = &none;
+	switch (op) {
+	case WSYNC_TESTHOST_SYNC_WORKOUT:
+		fn = d->sync_workout;
+		own = in->workout_provider_id;
+		if (!in->workout || !in->workout->structure)
+			return not_called(th, WSYNC_E_UNEXPECTED, "testhost: sync_workout needs a "
+			                  "workout made with wsync_testhost_workout()");
+		break;
+	case WSYNC_TESTHOST_SYNC_SCHEDULED_WORKOUT:
+		fn = d->sync_scheduled_workout;
+		own = in->scheduled_provider_id;
+		if (!in->scheduled || !in->workout || !in->workout->structure)
+			return not_called(th, WSYNC_E_UNEXPECTED, "testhost: sync_scheduled_workout "
+			                  "needs a scheduled workout and its workout");
+		break;
+	case WSYNC_TESTHOST_DELETE_WORKOUT:
+		fn = d->delete_workout;
+		own = in->workout_provider_id;
+		break;
+	case WSYNC_TESTHOST_DELETE_SCHEDULED_WORKOUT:
+		fn = d->delete_scheduled_workout;
+		own = in->scheduled_provider_id;
+		break;
+	default:
+		return not_called(th, WSYNC_E_UNEXPECTED, "testhost: unknown operation %d", op);
+	}
+	/* wsyncd never calls a delete for something it never synced. */
+	if (is_delete && !own) {
+		th->result.status = WSYNC_NOT_APPLICABLE;
+		th->result.operation = WSYNC_OP_DELETE;
+		return WSYNC_NOT_APPLICABLE;
+	}
+
+	user = in->user_id ? in->user_id
+	     : in->scheduled && in->scheduled->user_id ? in->scheduled->user_id
+	     : in->workout && in->workout->user_id ? in->workout->user_id
+	     : WSYNC_TESTHOST_USER;
+	new_uuid(queue_id);
+	memset(&req, 0, sizeof req);
+	req.struct_size = sizeof req;
+	req.operation = is_delete ? WSYNC_OP_DELETE : own ? WSYNC_OP_UPDATE : WSYNC_OP_CREATE;
+	req.queue_id = queue_id;
+	req.provider = inst->name;
+	req.user_id = user;
+	req.access_token = th->token.access_token;
+	/* As in wsyncd: deletes do not load the entity, and a workout's own
+	 * sync has no scheduled workout. */
+	req.workout = is_delete ? NULL : in->workout;
+	req.scheduled = op == WSYNC_TESTHOST_SYNC_SCHEDULED_WORKOUT ? in->scheduled : NULL;
+	req.workout_provider_id = in->workout_provider_id;
+	req.scheduled_provider_id = in->scheduled_provider_id;
+	req.attempt = in->attempt > 0 ? in->attempt : 1;
+	req.now = th_now();
+
+	call = &th->tc.call;
+	wsync_call_init(call, inst);
+	call->http = th->http;
+	call->user_id = user;
+	call->token = &th->token;
+	wsync_call_reset_outcome(call);
+	serial = (d->flags & WSYNC_PLUGIN_SERIAL) != 0;
+	if (serial)
+		pthread_mutex_lock(&inst->serial_lock);
+	st = fn(inst->state, call, &req);
+	if (serial)
+		pthread_mutex_unlock(&inst->serial_lock);
+	/* The returned status wins; the recorded message explains it. */
+	call->status = st;
+
+	th->result.status = st;
+	th->result.called = 1;
+	th->result.operation = req.operation;
+	th->result.error_type = wsync_error_type(st);
+	th->result.retry_after_s = call->retry_after_s;
+	if (st != WSYNC_OK && st != WSYNC_NOT_APPLICABLE && !call->message[0])
+		snprintf(call->message, sizeof call->message, "plugin %s returned status %d "
+		         "without a message (%s)", d->name, st, op_names[op]);
+	th->result_message = xstrdup(call->message);
+	th->result.message = th->result_message;
+	th->result_provider_id = xstrdup(call->provider_id);
+	th->result.provider_id = th->result_provider_id;
+	wsync_call_clean(call);
+	return st;
+}
+
+const wsync_testhost_outcome *wsync_testhost_result(const wsync_testhost *th)
+{
+	return th ? &th->result : NULL;
+}

@@ -1,0 +1,397 @@
+/*
+ * garmin.c -- wsync provider plugin for the Garmin Connect Training API V2.
+ *
+ *   workout           -> Training API workout
+ *                        create  POST   /workoutportal/workout/v2
+ *                        update  GET + PUT /training-api/workout/v2/{workoutId}
+ *                        delete  DELETE /training-api/workout/v2/{workoutId}
+ *   scheduled workout -> schedule
+ *                        create  POST   /training-api/schedule/
+ *                        update  PUT    /training-api/schedule/{scheduleId}
+ *                        delete  DELETE /training-api/schedule/{scheduleId}
+ *
+ * Links: the workout's link is Garmin's workoutId, the scheduled workout's
+ * its scheduleId, both as decimal text.  Garmin requires ownerId on a
+ * workout update; it is read with a GET right before the PUT (which also
+ * finds a workout deleted on Garmin's side: 404, and the core creates it
+ * again).  See README.md for the mapping and every decision.
+ */
+#include "garmin.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATH_WORKOUT_CREATE "/workoutportal/workout/v2"
+#define PATH_WORKOUT "/training-api/workout/v2/"
+#define PATH_SCHEDULE "/training-api/schedule/"
+
+typedef struct garmin {
+	const wsync_host *host;
+	const wsync_instance *inst;
+	garmin_cfg cfg;
+} garmin;
+
+static const wsync_config_key keys[] = {
+	{"garmin", "provider_name", WSYNC_CONFIG_STRING, 0, "wsync",
+	 "workoutProvider and workoutSourceId Garmin shows with each workout (1 to 20 characters)"},
+	{"garmin", "default_sport", WSYNC_CONFIG_STRING, 0, "GENERIC",
+	 "Training API sport for a workout whose sport is not recognised (RUNNING, CYCLING, "
+	 "LAP_SWIMMING, STRENGTH_TRAINING, CARDIO_TRAINING, GENERIC, YOGA, PILATES)"},
+	{"garmin", "active_intensity", WSYNC_CONFIG_STRING, 0, "INTERVAL",
+	 "intensity sent for work steps: INTERVAL or ACTIVE"},
+};
+
+/* ------------------------------------------------------------- lifecycle */
+
+static int valid_utf8_text(const char *s)
+{
+	char out[256];
+	/* garmin_excerpt replaces control characters and invalid bytes: the
+	 * text is clean when it comes back unchanged. */
+	garmin_excerpt(s, strlen(s), sizeof out - 8, out, sizeof out);
+	return strlen(s) < sizeof out - 8 && !strcmp(out, s);
+}
+
+static int32_t init(const wsync_host *host, const wsync_instance *inst, void **state)
+{
+	garmin *g;
+	const char *name = host->config_get_string(inst, "garmin", "provider_name");
+	const char *sport = host->config_get_string(inst, "garmin", "default_sport");
+	const char *act = host->config_get_string(inst, "garmin", "active_intensity");
+	size_t chars;
+
+	if (!name || !*name) {
+		host->log(inst, WSYNC_LOG_ERROR, "[garmin] provider_name is empty: Garmin needs "
+		          "1 to %d characters for workoutProvider and workoutSourceId",
+		          GARMIN_PROVIDER_MAX);
+		return WSYNC_E_INVALID;
+	}
+	chars = garmin_utf8_chars(name);
+	if (chars > GARMIN_PROVIDER_MAX) {
+		host->log(inst, WSYNC_LOG_ERROR, "[garmin] provider_name '%.80s' has %zu characters: "
+		          "Garmin allows at most %d in workoutProvider and workoutSourceId "
+		          "(it answers 500 to longer ones)", name, chars, GARMIN_PROVIDER_MAX);
+		return WSYNC_E_INVALID;
+	}
+	if (!valid_utf8_text(name)) {
+		host->log(inst, WSYNC_LOG_ERROR, "[garmin] provider_name must be printable UTF-8 "
+		          "text without control characters");
+		return WSYNC_E_INVALID;
+	}
+	if (!garmin_sport_valid(sport)) {
+		host->log(inst, WSYNC_LOG_ERROR, "[garmin] default_sport '%.40s' is not a Training "
+		          "API sport: expected RUNNING, CYCLING, LAP_SWIMMING, STRENGTH_TRAINING, "
+		          "CARDIO_TRAINING, GENERIC, YOGA or PILATES", sport ? sport : "");
+		return WSYNC_E_INVALID;
+	}
+	if (!act || (strcmp(act, "INTERVAL") && strcmp(act, "ACTIVE"))) {
+		host->log(inst, WSYNC_LOG_ERROR, "[garmin] active_intensity '%.40s': expected "
+		          "INTERVAL or ACTIVE", act ? act : "");
+		return WSYNC_E_INVALID;
+	}
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return WSYNC_E_UNEXPECTED;
+	g->host = host;
+	g->inst = inst;
+	g->cfg.provider_name = name;
+	g->cfg.default_sport = sport;
+	g->cfg.active_intensity = act;
+	*state = g;
+	return WSYNC_OK;
+}
+
+static void destroy(void *state)
+{
+	free(state);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+/* One API call through the host.  The host classifies the answer; this
+ * only sharpens the message where Garmin's status has a known meaning. */
+static int32_t api(garmin *g, wsync_call *call, const char *method, const char *path,
+                   json_object *body, wsync_http_response *resp)
+{
+	static const wsync_http_header accept[] = {{"Accept", "application/json"}};
+	const char *text = body ? json_object_to_json_string_ext(
+	                                  body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+	                        : NULL;
+	wsync_http_request rq = {
+		.struct_size = sizeof rq,
+		.auth = 1,
+		.method = method,
+		.path = path,
+		.content_type = text ? "application/json" : NULL,
+		.body = text,
+		.body_len = text ? strlen(text) : 0,
+		.headers = accept,
+		.n_headers = 1,
+	};
+	char excerpt[300];
+	int32_t st;
+
+	memset(resp, 0, sizeof *resp);
+	resp->struct_size = sizeof *resp;
+	st = g->host->http(call, &rq, resp);
+	if (st == WSYNC_E_AUTH && resp->http_status == 412)
+		return g->host->set_error(
+			call, WSYNC_E_AUTH, 0,
+			"HTTP 412 from %s %s: the user has not granted the Workout Import permission "
+			"(WORKOUT_IMPORT) to this app. They must allow Workout Import for it in Garmin "
+			"Connect (or reconnect and grant it); syncing resumes after that",
+			method, path);
+	if (st == WSYNC_E_AUTH && resp->http_status == 403) {
+		garmin_excerpt(resp->body, resp->body_len, 200, excerpt, sizeof excerpt);
+		return g->host->set_error(
+			call, WSYNC_E_AUTH, 0,
+			"HTTP 403 from %s %s: not allowed (the app may lack Training API access, or "
+			"the object belongs to another Garmin user): %s", method, path,
+			excerpt[0] ? excerpt : "(empty body)");
+	}
+	return st;
+}
+
+/* A stored link as a Garmin id; 0 on success. */
+static int parse_link(const char *link, int64_t *out)
+{
+	long long x;
+	char *end;
+	if (!link || !isdigit((unsigned char)*link))
+		return -1;
+	x = strtoll(link, &end, 10);
+	if (*end || x < 1 || x == LLONG_MAX)
+		return -1;
+	*out = (int64_t)x;
+	return 0;
+}
+
+static int32_t no_id(garmin *g, wsync_call *call, const char *method, const char *path,
+                     const char *what, const wsync_http_response *resp)
+{
+	char excerpt[300];
+	garmin_excerpt(resp->body, resp->body_len, 200, excerpt, sizeof excerpt);
+	return g->host->set_error(call, WSYNC_E_PROVIDER, 0,
+	                          "Garmin's answer without %s (HTTP %d from %s %s): %s", what,
+	                          resp->http_status, method, path,
+	                          excerpt[0] ? excerpt : "(empty body)");
+}
+
+static void set_id(garmin *g, wsync_call *call, int64_t id)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%lld", (long long)id);
+	g->host->set_provider_id(call, buf);
+}
+
+/* ------------------------------------------------------------- workouts */
+
+static int32_t create_workout(garmin *g, wsync_call *call, const wsync_workout_entity *w)
+{
+	wsync_http_response resp;
+	json_object *body = garmin_workout_json(&g->cfg, w, 0, 0), *ans, *v;
+	int64_t id = 0;
+	int32_t st;
+	int ok;
+
+	if (!body)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	st = api(g, call, "POST", PATH_WORKOUT_CREATE, body, &resp);
+	json_object_put(body);
+	if (st != WSYNC_OK)
+		return st;
+	ans = garmin_parse_json(resp.body, resp.body_len);
+	ok = ans && json_object_is_type(ans, json_type_object) &&
+	     json_object_object_get_ex(ans, "workoutId", &v) && garmin_json_id(v, &id) == 0;
+	json_object_put(ans);
+	if (!ok)
+		return no_id(g, call, "POST", PATH_WORKOUT_CREATE, "workoutId", &resp);
+	set_id(g, call, id);
+	return WSYNC_OK;
+}
+
+static int32_t update_workout(garmin *g, wsync_call *call, const wsync_workout_entity *w,
+                              const char *link)
+{
+	wsync_http_response resp;
+	json_object *body, *ans, *v;
+	char path[96];
+	int64_t id, owner = 0;
+	int32_t st;
+	int ok;
+
+	if (parse_link(link, &id) < 0)
+		return g->host->set_error(call, WSYNC_E_NOT_FOUND, 0,
+		                          "stored Garmin workout id '%.40s' is not a number: "
+		                          "creating the workout again", link ? link : "");
+	snprintf(path, sizeof path, PATH_WORKOUT "%lld", (long long)id);
+	/* ownerId is required on update and is not the OAuth user: read it. */
+	st = api(g, call, "GET", path, NULL, &resp);
+	if (st != WSYNC_OK)
+		return st;
+	ans = garmin_parse_json(resp.body, resp.body_len);
+	ok = ans && json_object_is_type(ans, json_type_object) &&
+	     json_object_object_get_ex(ans, "ownerId", &v) && garmin_json_id(v, &owner) == 0;
+	json_object_put(ans);
+	if (!ok)
+		return no_id(g, call, "GET", path, "ownerId", &resp);
+	body = garmin_workout_json(&g->cfg, w, id, owner);
+	if (!body)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	st = api(g, call, "PUT", path, body, &resp);
+	json_object_put(body);
+	if (st != WSYNC_OK)
+		return st;
+	set_id(g, call, id);
+	return WSYNC_OK;
+}
+
+static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *req)
+{
+	garmin *g = state;
+	const wsync_workout_entity *w = req->workout;
+	uint32_t n;
+
+	if (!w || !w->structure)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                          "sync_workout called without a parsed workout");
+	/* Checked before any request: Garmin would answer 400 anyway. */
+	n = garmin_step_count(w->structure);
+	if (n > GARMIN_MAX_STEPS)
+		return g->host->set_error(call, WSYNC_E_INVALID_WORKOUT, 0,
+		                          "Garmin allows %d steps, this workout has %u (every step "
+		                          "counts, and each repeat counts once as well)",
+		                          GARMIN_MAX_STEPS, n);
+	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
+		return update_workout(g, call, w, req->workout_provider_id);
+	return create_workout(g, call, w);
+}
+
+static int32_t delete_workout(void *state, wsync_call *call, const wsync_request *req)
+{
+	garmin *g = state;
+	wsync_http_response resp;
+	char path[96];
+	int64_t id;
+
+	if (parse_link(req->workout_provider_id, &id) < 0)
+		return g->host->set_error(call, WSYNC_E_NOT_FOUND, 0,
+		                          "stored Garmin workout id '%.40s' is not a number: "
+		                          "nothing to delete", req->workout_provider_id
+		                          ? req->workout_provider_id : "");
+	snprintf(path, sizeof path, PATH_WORKOUT "%lld", (long long)id);
+	return api(g, call, "DELETE", path, NULL, &resp);
+}
+
+/* ------------------------------------------------------------ schedules */
+
+/* "YYYY-MM-DD" and nothing else. */
+static int valid_date(const char *d)
+{
+	if (!d || strlen(d) != 10 || d[4] != '-' || d[7] != '-')
+		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)d[i]))
+			return 0;
+	return 1;
+}
+
+static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request *req)
+{
+	garmin *g = state;
+	const wsync_scheduled_entity *s = req->scheduled;
+	wsync_http_response resp;
+	json_object *body;
+	char path[96];
+	int64_t wid, sid;
+	int32_t st;
+
+	if (!s)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                          "sync_scheduled_workout called without the scheduled workout");
+	if (parse_link(req->workout_provider_id, &wid) < 0)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                          "the workout of this scheduled workout has no usable Garmin "
+		                          "workoutId (link '%.40s')", req->workout_provider_id
+		                          ? req->workout_provider_id : "none");
+	if (!valid_date(s->scheduled_date))
+		return g->host->set_error(call, WSYNC_E_INVALID, 0,
+		                          "scheduled_date '%.40s' is not YYYY-MM-DD",
+		                          s->scheduled_date ? s->scheduled_date : "");
+	body = json_object_new_object();
+	if (!body)
+		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	if (req->operation == WSYNC_OP_UPDATE && req->scheduled_provider_id) {
+		if (parse_link(req->scheduled_provider_id, &sid) < 0) {
+			json_object_put(body);
+			return g->host->set_error(call, WSYNC_E_NOT_FOUND, 0,
+			                          "stored Garmin schedule id '%.40s' is not a number: "
+			                          "scheduling again", req->scheduled_provider_id);
+		}
+		json_object_object_add(body, "scheduleId", json_object_new_int64(sid));
+		json_object_object_add(body, "workoutId", json_object_new_int64(wid));
+		json_object_object_add(body, "date", json_object_new_string(s->scheduled_date));
+		snprintf(path, sizeof path, PATH_SCHEDULE "%lld", (long long)sid);
+		st = api(g, call, "PUT", path, body, &resp);
+		json_object_put(body);
+		if (st == WSYNC_OK)
+			set_id(g, call, sid);
+		return st;
+	}
+	json_object_object_add(body, "workoutId", json_object_new_int64(wid));
+	json_object_object_add(body, "date", json_object_new_string(s->scheduled_date));
+	st = api(g, call, "POST", PATH_SCHEDULE, body, &resp);
+	json_object_put(body);
+	if (st != WSYNC_OK)
+		return st;
+	/* The answer's shape is not documented: every shape seen is read. */
+	if (garmin_schedule_id(resp.body, resp.body_len, &sid) < 0)
+		return no_id(g, call, "POST", PATH_SCHEDULE, "a schedule id", &resp);
+	set_id(g, call, sid);
+	return WSYNC_OK;
+}
+
+static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_request *req)
+{
+	garmin *g = state;
+	wsync_http_response resp;
+	char path[96];
+	int64_t sid;
+
+	if (parse_link(req->scheduled_provider_id, &sid) < 0)
+		return g->host->set_error(call, WSYNC_E_NOT_FOUND, 0,
+		                          "stored Garmin schedule id '%.40s' is not a number: "
+		                          "nothing to delete", req->scheduled_provider_id
+		                          ? req->scheduled_provider_id : "");
+	snprintf(path, sizeof path, PATH_SCHEDULE "%lld", (long long)sid);
+	return api(g, call, "DELETE", path, NULL, &resp);
+}
+
+/* ------------------------------------------------------------ descriptor */
+
+static const wsync_plugin descriptor = {
+	.magic = WSYNC_PLUGIN_MAGIC,
+	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
+	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
+	.struct_size = sizeof(wsync_plugin),
+	.flags = 0,
+	.name = "garmin",
+	.version = "1.0.0",
+	.description = "Garmin Connect Training API V2: workouts and schedules",
+	.config_keys = keys,
+	.n_config_keys = sizeof keys / sizeof keys[0],
+	.init = init,
+	.destroy = destroy,
+	.sync_workout = sync_workout,
+	.sync_scheduled_workout = sync_scheduled,
+	.delete_workout = delete_workout,
+	.delete_scheduled_workout = delete_scheduled,
+};
+
+WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)
+{
+	return &descriptor;
+}

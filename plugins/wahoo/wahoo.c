@@ -1,0 +1,688 @@
+/*
+ * wahoo.c -- the Wahoo Cloud API provider plugin.
+ *
+ *   workout            -> plan     POST/PUT/DELETE /v1/plans[/:id]
+ *   scheduled workout  -> workout  POST/PUT/DELETE /v1/workouts[/:id]
+ *
+ * Requests are form-encoded with Rails-style keys (plan[file], ...), the way
+ * Wahoo's own examples send them; the plan file goes as a base64 data URI.
+ * Everything else (rate limits, bearer token and its refresh, classification
+ * of HTTP answers) is the host's.  See README.md for the mapping and the
+ * decisions taken where Wahoo's documentation is silent.
+ */
+#ifndef _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "wahoo.h"
+
+#include <json-c/json.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PLAN_MAX_INTERVALS 2000 /* the sandbox's cap; Wahoo documents none */
+#define SCAN_PAGES 3            /* workout list pages searched for a token */
+#define SCAN_PER_PAGE 30        /* Wahoo's documented default page size */
+
+typedef struct wahoo {
+	const wsync_host *host;
+	const wsync_instance *inst;
+	wahoo_cfg cfg;
+} wahoo;
+
+static const wsync_config_key keys[] = {
+	{"wahoo", "location", WSYNC_CONFIG_STRING, 0, "indoor",
+	 "indoor or outdoor: the plans' workout_type_location and the bike workout type"},
+	{"wahoo", "ftp", WSYNC_CONFIG_INT, 0, NULL,
+	 "FTP in watts written to every plan header (optional; targets stay fractions)"},
+	{"wahoo", "default_start_time", WSYNC_CONFIG_STRING, 0, "07:00:00",
+	 "start time, UTC, of a scheduled workout without a time (HH:MM or HH:MM:SS)"},
+	{"wahoo", "bike_workout_type_id", WSYNC_CONFIG_INT, 0, NULL,
+	 "workout_type_id of bike workouts (default 12 BIKING_INDOOR indoors, 0 BIKING outdoors)"},
+	{"wahoo", "run_workout_type_id", WSYNC_CONFIG_INT, 0, "1",
+	 "workout_type_id of run workouts (1 RUNNING; 5 RUNNING_TREADMILL)"},
+	{"wahoo", "open_step_seconds", WSYNC_CONFIG_INT, 0, "600",
+	 "length in seconds of a 'press lap' step (Wahoo plans have no lap trigger)"},
+	{"wahoo", "ramp_steps", WSYNC_CONFIG_INT, 0, "10",
+	 "most steps a ramp is cut into (one per minute or 250 m); 1 = send the range"},
+};
+
+/* ---------------------------------------------------------------- settings */
+
+/* "HH:MM" or "HH:MM:SS", optionally followed by ".fraction" (PostgreSQL's
+ * time text).  Writes "HH:MM:SS".  0 ok, -1 malformed. */
+static int parse_time(const char *s, char out[9])
+{
+	int h, m, sec = 0;
+	size_t n = s ? strlen(s) : 0;
+	const char *d = s;
+
+	if (n < 5 || !(d[0] >= '0' && d[0] <= '9' && d[1] >= '0' && d[1] <= '9' &&
+	               d[2] == ':' && d[3] >= '0' && d[3] <= '9' && d[4] >= '0' && d[4] <= '9'))
+		return -1;
+	h = (d[0] - '0') * 10 + d[1] - '0';
+	m = (d[3] - '0') * 10 + d[4] - '0';
+	d += 5;
+	if (*d == ':') {
+		if (!(d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9'))
+			return -1;
+		sec = (d[1] - '0') * 10 + d[2] - '0';
+		d += 3;
+		if (*d == '.') /* fraction of a second: dropped */
+			for (d++; *d >= '0' && *d <= '9'; d++)
+				;
+	}
+	if (*d || m > 59 || sec > 60)
+		return -1;
+	if (h == 24 && m == 0 && sec == 0) { /* PostgreSQL allows 24:00:00 */
+		h = 23;
+		m = 59;
+		sec = 59;
+	}
+	if (h > 23)
+		return -1;
+	if (sec == 60)
+		sec = 59;
+	out[0] = (char)('0' + h / 10);
+	out[1] = (char)('0' + h % 10);
+	out[2] = ':';
+	out[3] = (char)('0' + m / 10);
+	out[4] = (char)('0' + m % 10);
+	out[5] = ':';
+	out[6] = (char)('0' + sec / 10);
+	out[7] = (char)('0' + sec % 10);
+	out[8] = '\0';
+	return 0;
+}
+
+static int32_t bad_setting(wahoo *wh, const char *key, const char *value,
+                           const char *expected)
+{
+	wh->host->log(wh->inst, WSYNC_LOG_ERROR, "[wahoo] %s = '%s': expected %s", key, value,
+	              expected);
+	return WSYNC_E_INVALID;
+}
+
+static int32_t int_setting(wahoo *wh, const char *key, int64_t fallback, int64_t lo,
+                           int64_t hi, const char *expected, int64_t *out)
+{
+	const char *raw = wh->host->config_get_string(wh->inst, "wahoo", key);
+	*out = wh->host->config_get_int(wh->inst, "wahoo", key, fallback);
+	if (raw && (*out < lo || *out > hi))
+		return bad_setting(wh, key, raw, expected);
+	return WSYNC_OK;
+}
+
+static int32_t read_settings(wahoo *wh)
+{
+	const wsync_host *h = wh->host;
+	wahoo_cfg *c = &wh->cfg;
+	const char *loc = h->config_get_string(wh->inst, "wahoo", "location");
+	const char *t = h->config_get_string(wh->inst, "wahoo", "default_start_time");
+
+	if (!loc || !strcmp(loc, "indoor") || !strcmp(loc, "0"))
+		c->location = WAHOO_LOCATION_INDOOR;
+	else if (!strcmp(loc, "outdoor") || !strcmp(loc, "1"))
+		c->location = WAHOO_LOCATION_OUTDOOR;
+	else
+		return bad_setting(wh, "location", loc, "indoor or outdoor");
+	if (parse_time(t ? t : "07:00:00", c->start_time) < 0)
+		return bad_setting(wh, "default_start_time", t, "a time such as 07:00 or 07:00:00");
+	if (int_setting(wh, "ftp", 0, 1, 5000, "watts, 1 to 5000", &c->ftp) ||
+	    int_setting(wh, "bike_workout_type_id",
+	                c->location == WAHOO_LOCATION_INDOOR ? 12 : 0, 0, 255,
+	                "a Wahoo workout_type_id, 0 to 255", &c->bike_type_id) ||
+	    int_setting(wh, "run_workout_type_id", 1, 0, 255,
+	                "a Wahoo workout_type_id, 0 to 255", &c->run_type_id) ||
+	    int_setting(wh, "open_step_seconds", 600, 1, 86400, "seconds, 1 to 86400",
+	                &c->open_step_s) ||
+	    int_setting(wh, "ramp_steps", 10, 1, 100, "1 to 100", &c->ramp_steps))
+		return WSYNC_E_INVALID;
+	c->max_intervals = PLAN_MAX_INTERVALS;
+	return WSYNC_OK;
+}
+
+static int32_t init(const wsync_host *host, const wsync_instance *inst, void **state)
+{
+	wahoo *wh = calloc(1, sizeof *wh);
+	int32_t st;
+	if (!wh)
+		return WSYNC_E_UNEXPECTED;
+	wh->host = host;
+	wh->inst = inst;
+	if ((st = read_settings(wh)) != WSYNC_OK) {
+		free(wh);
+		return st;
+	}
+	*state = wh;
+	return WSYNC_OK;
+}
+
+static void destroy(void *state)
+{
+	free(state);
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/* Percent-encode s: unreserved characters stay, space is '+' in a form and
+ * %20 elsewhere, everything else %XX. */
+static void url_encode(wahoo_buf *b, const char *s, int form)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			wahoo_buf_add(b, (const char *)&c, 1);
+		} else if (c == ' ' && form) {
+			wahoo_buf_add(b, "+", 1);
+		} else {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			wahoo_buf_add(b, e, 3);
+		}
+	}
+}
+
+/* Append key=value to a form body (value may be several pieces). */
+static void form_add2(wahoo_buf *b, const char *key, const char *v1, const char *v2)
+{
+	if (b->len)
+		wahoo_buf_add(b, "&", 1);
+	url_encode(b, key, 1);
+	wahoo_buf_add(b, "=", 1);
+	url_encode(b, v1 ? v1 : "", 1);
+	if (v2)
+		url_encode(b, v2, 1);
+}
+
+static void form_add(wahoo_buf *b, const char *key, const char *value)
+{
+	form_add2(b, key, value, NULL);
+}
+
+static void form_int(wahoo_buf *b, const char *key, long long v)
+{
+	char s[24];
+	snprintf(s, sizeof s, "%lld", v);
+	form_add(b, key, s);
+}
+
+/* "/v1/<collection>[/<id>][?<query>]" */
+static void make_path(wahoo_buf *b, const char *collection, const char *id)
+{
+	wahoo_buf_str(b, "/v1/");
+	wahoo_buf_str(b, collection);
+	if (id) {
+		wahoo_buf_add(b, "/", 1);
+		url_encode(b, id, 0);
+	}
+}
+
+static void iso_utc(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 32, "1970-01-01T00:00:00Z");
+}
+
+/* ------------------------------------------------------------------- HTTP */
+
+static int32_t wahoo_send(wahoo *wh, wsync_call *call, const char *method, const char *path,
+                    const wahoo_buf *form, wsync_http_response *resp)
+{
+	static const wsync_http_header accept[] = {{"Accept", "application/json"}};
+	wsync_http_request r = {
+		.struct_size = sizeof r,
+		.auth = 1,
+		.method = method,
+		.path = path,
+		.content_type = form ? "application/x-www-form-urlencoded" : NULL,
+		.body = form ? form->p : NULL,
+		.body_len = form ? form->len : 0,
+		.headers = accept,
+		.n_headers = 1,
+	};
+	memset(resp, 0, sizeof *resp);
+	resp->struct_size = sizeof *resp;
+	return wh->host->http(call, &r, resp);
+}
+
+/* The answer as JSON (strict, whole body), or NULL. */
+static json_object *parse_answer(const wsync_http_response *resp)
+{
+	json_tokener *tok;
+	json_object *o;
+	size_t end;
+
+	if (!resp->body || resp->body_len == 0 || resp->body_len > 0x7fffffff)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		json_tokener_free(tok);
+		return NULL;
+	}
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	for (; end < resp->body_len; end++) {
+		char c = resp->body[end];
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			json_object_put(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* A usable id from an object's "id": a positive whole number or a short
+ * string of [A-Za-z0-9._-].  0 ok, -1 none. */
+static int id_of(json_object *obj, char *out, size_t outlen)
+{
+	json_object *v;
+	if (!obj || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "id", &v) || !v)
+		return -1;
+	switch (json_object_get_type(v)) {
+	case json_type_int: {
+		int64_t n = json_object_get_int64(v);
+		if (n <= 0)
+			return -1;
+		snprintf(out, outlen, "%lld", (long long)n);
+		return 0;
+	}
+	case json_type_double: {
+		double d = json_object_get_double(v);
+		if (!(d > 0 && d < 9e15) || d != (double)(long long)d)
+			return -1;
+		snprintf(out, outlen, "%lld", (long long)d);
+		return 0;
+	}
+	case json_type_string: {
+		const char *s = json_object_get_string(v);
+		size_t i, n = strlen(s);
+		if (n == 0 || n >= outlen)
+			return -1;
+		for (i = 0; i < n; i++) {
+			char c = s[i];
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+				return -1;
+		}
+		memcpy(out, s, n + 1);
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
+
+/* Record the id of a 2xx answer as the entity's provider id. */
+static int32_t take_id(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+                       const char *method, const char *path)
+{
+	char id[64];
+	json_object *o = parse_answer(resp);
+	int json = o != NULL;
+	int ok = id_of(o, id, sizeof id) == 0;
+
+	json_object_put(o);
+	if (!ok)
+		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                           "HTTP %d from %s %s: answer without id (%s)",
+		                           (int)resp->http_status, method, path,
+		                           json ? "no usable \"id\"" : "malformed JSON");
+	wh->host->set_provider_id(call, id);
+	return WSYNC_OK;
+}
+
+/* Up to 200 bytes of a body as printable ASCII, for messages. */
+static void excerpt(const wsync_http_response *resp, char *out, size_t outlen)
+{
+	size_t i, o = 0, n = resp->body ? resp->body_len : 0;
+	for (i = 0; i < n && i < 200 && o + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)resp->body[i];
+		out[o++] = c >= 0x20 && c < 0x7f ? (char)c : c < 0x20 ? ' ' : '?';
+	}
+	out[o] = '\0';
+}
+
+/* -------------------------------------------------------------------- plans */
+
+/* The plan form; external_id only on create (Wahoo's update takes none). */
+static int32_t plan_form(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
+                         int with_external_id, wahoo_buf *form, size_t *plan_len)
+{
+	char err[512], when[32];
+	char *json, *b64;
+	size_t len;
+	int32_t st = wahoo_plan_json(&wh->cfg, w, &json, &len, err, sizeof err);
+
+	if (st != WSYNC_OK)
+		return wh->host->set_error(call, st, 0, "workout %s: %s", w->id, err);
+	b64 = wh->host->base64_encode(json, len);
+	free(json);
+	if (!b64)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (base64)");
+	iso_utc(w->updated_at > 0 ? w->updated_at : wh->host->now(), when);
+	form_add2(form, "plan[file]", "data:application/json;base64,", b64);
+	form_add(form, "plan[filename]", "plan.json");
+	if (with_external_id)
+		form_add(form, "plan[external_id]", w->id);
+	form_add(form, "plan[provider_updated_at]", when);
+	wh->host->free_string(b64);
+	*plan_len = len;
+	if (form->oom)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (form)");
+	return WSYNC_OK;
+}
+
+static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
+                        const char *plan_id)
+{
+	wahoo_buf form = {0}, path = {0};
+	wsync_http_response resp;
+	size_t len = 0;
+	int32_t st = plan_form(wh, call, w, 0, &form, &len);
+
+	make_path(&path, "plans", plan_id);
+	if (st == WSYNC_OK && path.oom)
+		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	if (st == WSYNC_OK) {
+		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "PUT %s for workout %s (plan file %zu bytes)",
+		              path.p, w->id, len);
+		st = wahoo_send(wh, call, "PUT", path.p, &form, &resp);
+		if (st == WSYNC_OK)
+			st = take_id(wh, call, &resp, "PUT", path.p);
+	}
+	wahoo_buf_free(&form);
+	wahoo_buf_free(&path);
+	return st;
+}
+
+/*
+ * POST answered 422: perhaps the plan exists already (an earlier create
+ * reached Wahoo but its answer was lost, so no link was stored).  Look it up
+ * by external_id and update it; otherwise keep the 422 (`msg`).
+ */
+static int32_t adopt_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
+                          const char *msg)
+{
+	wahoo_buf path = {0};
+	wsync_http_response resp;
+	json_object *arr = NULL;
+	char id[64] = "";
+	int32_t st;
+	size_t i;
+
+	wahoo_buf_str(&path, "/v1/plans?external_id=");
+	url_encode(&path, w->id, 1);
+	if (path.oom) {
+		wahoo_buf_free(&path);
+		return wh->host->set_error(call, WSYNC_E_INVALID, 0, "%s", msg);
+	}
+	st = wahoo_send(wh, call, "GET", path.p, NULL, &resp);
+	wahoo_buf_free(&path);
+	if (st == WSYNC_E_RATE_LIMIT || st == WSYNC_E_PROVIDER || st == WSYNC_E_UNEXPECTED)
+		return st;
+	if (st == WSYNC_OK)
+		arr = parse_answer(&resp);
+	for (i = 0; arr && json_object_is_type(arr, json_type_array) &&
+	            i < json_object_array_length(arr); i++) {
+		json_object *p = json_object_array_get_idx(arr, i), *v;
+		if (!json_object_object_get_ex(p, "external_id", &v) ||
+		    strcmp(json_object_get_string(v) ? json_object_get_string(v) : "", w->id))
+			continue;
+		if (json_object_object_get_ex(p, "deleted", &v) && json_object_get_boolean(v))
+			continue;
+		if (id_of(p, id, sizeof id) == 0)
+			break;
+		id[0] = '\0';
+	}
+	json_object_put(arr);
+	if (!id[0])
+		return wh->host->set_error(call, WSYNC_E_INVALID, 0, "%s", msg);
+	wh->host->log(wh->inst, WSYNC_LOG_INFO,
+	              "plan with external_id %s already exists as %s (an earlier answer was "
+	              "lost): updating it", w->id, id);
+	return put_plan(wh, call, w, id);
+}
+
+static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *req)
+{
+	wahoo *wh = state;
+	const wsync_workout_entity *w = req->workout;
+	wahoo_buf form = {0};
+	wsync_http_response resp;
+	size_t len = 0;
+	int32_t st;
+
+	if (!w || !w->id)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "no workout in the request");
+	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
+		return put_plan(wh, call, w, req->workout_provider_id);
+
+	st = plan_form(wh, call, w, 1, &form, &len);
+	if (st == WSYNC_OK) {
+		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "POST /v1/plans for workout %s "
+		              "(plan file %zu bytes)", w->id, len);
+		st = wahoo_send(wh, call, "POST", "/v1/plans", &form, &resp);
+		if (st == WSYNC_OK) {
+			st = take_id(wh, call, &resp, "POST", "/v1/plans");
+		} else if (st == WSYNC_E_INVALID && resp.http_status == 422) {
+			char body[256], msg[384];
+			excerpt(&resp, body, sizeof body);
+			snprintf(msg, sizeof msg, "HTTP 422 from POST /v1/plans: %s", body);
+			st = adopt_plan(wh, call, w, msg);
+		}
+	}
+	wahoo_buf_free(&form);
+	return st;
+}
+
+/* ----------------------------------------------------------------- workouts */
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "YYYY-MM-DD" + time -> "YYYY-MM-DDTHH:MM:SSZ"; -1 when malformed. */
+static int starts_of(const wahoo *wh, const wsync_scheduled_entity *sc, char out[32])
+{
+	const char *d = sc->scheduled_date;
+	char t[9];
+	int i;
+
+	if (!d || strlen(d) != 10 || d[4] != '-' || d[7] != '-')
+		return -1;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !is_digit(d[i]))
+			return -1;
+	if (sc->scheduled_time) {
+		if (parse_time(sc->scheduled_time, t) < 0)
+			return -1;
+	} else {
+		memcpy(t, wh->cfg.start_time, sizeof t);
+	}
+	snprintf(out, 32, "%.10sT%sZ", d, t);
+	return 0;
+}
+
+static long long minutes_of(const wsync_workout_entity *w)
+{
+	double s = w && w->structure ? w->structure->total_seconds : 0;
+	long long m;
+	if (!(s > 0) || s > 1e9)
+		return 1;
+	m = (long long)(s / 60);
+	if ((double)m * 60 < s)
+		m++;
+	return m < 1 ? 1 : m;
+}
+
+/*
+ * A retried create may follow one that reached Wahoo although its answer was
+ * lost.  Wahoo has no lookup by workout_token, so scan the first pages of the
+ * workout list for ours.  1 found (id in out), 0 not found, or a status < 0
+ * meaning "stop: return -status".
+ */
+static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *out,
+                         size_t outlen)
+{
+	for (int page = 1; page <= SCAN_PAGES; page++) {
+		char path[96];
+		wsync_http_response resp;
+		json_object *o, *list;
+		size_t i, n = 0;
+		int found = 0;
+		int32_t st;
+
+		snprintf(path, sizeof path, "/v1/workouts?page=%d&per_page=%d", page,
+		         SCAN_PER_PAGE);
+		st = wahoo_send(wh, call, "GET", path, NULL, &resp);
+		if (st == WSYNC_E_RATE_LIMIT || st == WSYNC_E_PROVIDER || st == WSYNC_E_UNEXPECTED)
+			return -st;
+		if (st != WSYNC_OK) /* e.g. no workouts_read scope: just create */
+			return 0;
+		o = parse_answer(&resp);
+		if (o && json_object_object_get_ex(o, "workouts", &list) &&
+		    json_object_is_type(list, json_type_array)) {
+			n = json_object_array_length(list);
+			for (i = 0; i < n && !found; i++) {
+				json_object *w = json_object_array_get_idx(list, i), *v;
+				const char *tk;
+				if (!json_object_object_get_ex(w, "workout_token", &v))
+					continue;
+				tk = json_object_get_string(v);
+				if (tk && !strcmp(tk, token) && id_of(w, out, outlen) == 0)
+					found = 1;
+			}
+		}
+		json_object_put(o);
+		if (found)
+			return 1;
+		if (n < SCAN_PER_PAGE)
+			break;
+	}
+	return 0;
+}
+
+static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request *req)
+{
+	wahoo *wh = state;
+	const wsync_scheduled_entity *sc = req->scheduled;
+	const wsync_workout_entity *w = req->workout;
+	const char *wid = req->operation == WSYNC_OP_UPDATE ? req->scheduled_provider_id : NULL;
+	wahoo_buf form = {0}, path = {0};
+	wsync_http_response resp;
+	char starts[32], found[64];
+	long long type;
+	int32_t st;
+
+	if (!sc || !sc->id || !w)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                           "no scheduled workout in the request");
+	if (!req->workout_provider_id)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                           "workout %s has no plan on %s yet", sc->workout_id
+		                           ? sc->workout_id : "?", req->provider);
+	if (starts_of(wh, sc, starts) < 0)
+		return wh->host->set_error(call, WSYNC_E_INVALID, 0,
+		                           "scheduled workout %s: date '%s' / time '%s' not usable",
+		                           sc->id, sc->scheduled_date ? sc->scheduled_date : "",
+		                           sc->scheduled_time ? sc->scheduled_time : "");
+	if (!wid && req->attempt > 1) {
+		int r = find_by_token(wh, call, sc->id, found, sizeof found);
+		if (r < 0)
+			return (int32_t)-r;
+		if (r == 1) {
+			wh->host->log(wh->inst, WSYNC_LOG_INFO, "workout with token %s already exists "
+			              "as %s (an earlier answer was lost): updating it", sc->id, found);
+			wid = found;
+		}
+	}
+	type = wahoo_sport_family(w->sport) == WAHOO_FAMILY_RUN ? wh->cfg.run_type_id
+	                                                          : wh->cfg.bike_type_id;
+	form_add(&form, "workout[name]", w->name && *w->name ? w->name : "Workout");
+	form_add(&form, "workout[workout_token]", sc->id);
+	form_int(&form, "workout[workout_type_id]", type);
+	form_add(&form, "workout[starts]", starts);
+	form_int(&form, "workout[minutes]", minutes_of(w));
+	form_add(&form, "workout[plan_id]", req->workout_provider_id);
+	make_path(&path, "workouts", wid);
+	if (form.oom || path.oom) {
+		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	} else {
+		const char *method = wid ? "PUT" : "POST";
+		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "%s %s for scheduled workout %s (%s)",
+		              method, path.p, sc->id, starts);
+		st = wahoo_send(wh, call, method, path.p, &form, &resp);
+		if (st == WSYNC_OK)
+			st = take_id(wh, call, &resp, method, path.p);
+	}
+	wahoo_buf_free(&form);
+	wahoo_buf_free(&path);
+	return st;
+}
+
+/* ------------------------------------------------------------------ deletes */
+
+static int32_t delete_obj(wahoo *wh, wsync_call *call, const char *collection,
+                          const char *id)
+{
+	wahoo_buf path = {0};
+	wsync_http_response resp;
+	int32_t st;
+
+	if (!id || !*id)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                           "delete without a %s id", collection);
+	make_path(&path, collection, id);
+	if (path.oom)
+		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+	/* 404 comes back as WSYNC_E_NOT_FOUND: the host counts it as done */
+	st = wahoo_send(wh, call, "DELETE", path.p, NULL, &resp);
+	wahoo_buf_free(&path);
+	return st;
+}
+
+static int32_t delete_workout(void *state, wsync_call *call, const wsync_request *req)
+{
+	return delete_obj(state, call, "plans", req->workout_provider_id);
+}
+
+static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_request *req)
+{
+	return delete_obj(state, call, "workouts", req->scheduled_provider_id);
+}
+
+static const wsync_plugin descriptor = {
+	.magic = WSYNC_PLUGIN_MAGIC,
+	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
+	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
+	.struct_size = sizeof(wsync_plugin),
+	.name = "wahoo",
+	.version = "1.0.0",
+	.description = "Wahoo Cloud API: workouts as plans, scheduled workouts as workouts",
+	.config_keys = keys,
+	.n_config_keys = sizeof keys / sizeof keys[0],
+	.init = init,
+	.destroy = destroy,
+	.sync_workout = sync_workout,
+	.sync_scheduled_workout = sync_scheduled,
+	.delete_workout = delete_workout,
+	.delete_scheduled_workout = delete_scheduled,
+};
+
+WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)
+{
+	return &descriptor;
+}

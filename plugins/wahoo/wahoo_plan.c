@@ -1,0 +1,547 @@
+/*
+ * wahoo_plan.c -- the structured workout as a Wahoo plan file (JSON format
+ * 1.0.0: a header and nested intervals).  See README.md for the mapping and
+ * the choices made where Wahoo has no equivalent (ramps, lap-button steps,
+ * zones).
+ */
+#include "wahoo.h"
+
+#include <json-c/json.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Zone tables, as fractions of the header's reference value: {low, high}. */
+static const double power_band[8][2] = { /* of FTP (Coggan 7 zones) */
+	{0, 0}, {0.45, 0.55}, {0.56, 0.75}, {0.76, 0.90}, {0.91, 1.05},
+	{1.06, 1.20}, {1.21, 1.50}, {1.51, 2.00},
+};
+static const double hr_band[6][2] = { /* of threshold HR (Coggan 5 zones) */
+	{0, 0}, {0.50, 0.68}, {0.69, 0.83}, {0.84, 0.94}, {0.95, 1.05},
+	{1.06, 1.15},
+};
+static const double pace_band[8][2] = { /* of threshold speed */
+	{0, 0}, {0.60, 0.775}, {0.775, 0.877}, {0.877, 0.943}, {0.943, 1.00},
+	{1.00, 1.034}, {1.034, 1.115}, {1.115, 1.30},
+};
+
+#define MAX_DEPTH 8
+#define DESCRIPTION_MAX 5000 /* characters, header.description */
+
+/* ------------------------------------------------------------------ buffer */
+
+void wahoo_buf_add(wahoo_buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void wahoo_buf_str(wahoo_buf *b, const char *s)
+{
+	wahoo_buf_add(b, s, strlen(s));
+}
+
+void wahoo_buf_free(wahoo_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------- sport */
+
+static int ascii_ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+		char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+		if (x != y)
+			return 0;
+	}
+	return *a == *b;
+}
+
+int wahoo_sport_family(const char *sport)
+{
+	static const char *const runs[] = {"run", "running", "trail_run", "trailrun",
+	                                   "virtualrun", "treadmill"};
+	size_t i;
+	if (!sport)
+		return WAHOO_FAMILY_BIKE;
+	for (i = 0; i < sizeof runs / sizeof runs[0]; i++)
+		if (ascii_ieq(sport, runs[i]))
+			return WAHOO_FAMILY_RUN;
+	/* bike, cycling, ride and anything else: Wahoo plans are bike or run */
+	return WAHOO_FAMILY_BIKE;
+}
+
+/* ----------------------------------------------------------------- numbers */
+
+static int finite(double x)
+{
+	return x == x && x - x == 0;
+}
+
+/* x rounded to `dec` decimals (no libm). */
+static double rnd(double x, int dec)
+{
+	double f = 1, y;
+	while (dec-- > 0)
+		f *= 10;
+	y = x * f;
+	if (y > 9e15 || y < -9e15)
+		return x;
+	return (double)(long long)(y >= 0 ? y + 0.5 : y - 0.5) / f;
+}
+
+/* ------------------------------------------------------------------ builder */
+
+typedef struct target {
+	const char *type;  /* Wahoo target type */
+	double lo, hi;     /* for a ramp: start and end value */
+	int dec;           /* decimals kept */
+} target;
+
+typedef struct plan_ctx {
+	const wahoo_cfg *cfg;
+	const wsync_workout *w;
+	int split_ramps;
+	int64_t intervals; /* interval objects made so far */
+	int oom;
+	char *err;
+	size_t errlen;
+} plan_ctx;
+
+/* A JSON number: integral values as integers, others with at most 10
+ * significant digits (0.55, not 0.55000000000000004). */
+static json_object *num(double x)
+{
+	char s[32];
+	if (x >= -1e15 && x <= 1e15 && x == (double)(long long)x)
+		return json_object_new_int64((long long)x);
+	snprintf(s, sizeof s, "%.10g", x);
+	return json_object_new_double_s(x, s);
+}
+
+static void add(plan_ctx *c, json_object *obj, const char *key, json_object *val)
+{
+	if (!val || !obj || json_object_object_add(obj, key, val) != 0) {
+		json_object_put(val);
+		c->oom = 1;
+	}
+}
+
+static void push(plan_ctx *c, json_object *arr, json_object *val)
+{
+	if (!val || !arr || json_object_array_add(arr, val) != 0) {
+		json_object_put(val);
+		c->oom = 1;
+	}
+}
+
+static int zone_ok(double z, int max)
+{
+	return z >= 1 && z <= max && z == (double)(int)z;
+}
+
+/* A zone range (or, for a ramp, the zones' midpoints) as fractions. */
+static int zone_target(const wsync_step *s, const double (*band)[2], int max,
+                       target *t)
+{
+	int a, b;
+	if (!zone_ok(s->target_low, max) || !zone_ok(s->target_high, max))
+		return -1;
+	a = (int)s->target_low;
+	b = (int)s->target_high;
+	if (s->ramp) {
+		t->lo = (band[a][0] + band[a][1]) / 2;
+		t->hi = (band[b][0] + band[b][1]) / 2;
+	} else {
+		t->lo = band[a < b ? a : b][0];
+		t->hi = band[a < b ? b : a][1];
+	}
+	t->dec = 4;
+	return 1;
+}
+
+/* The step's primary target in Wahoo terms: 0 none, 1 set, -1 unmappable.
+ * For a ramp, lo is the start value and hi the end value. */
+static int primary_target(const wsync_step *s, target *t)
+{
+	double lo = s->target_low, hi = s->target_high;
+
+	if (!finite(lo) || !finite(hi) || lo < 0 || hi < 0)
+		return -1;
+	t->dec = 4;
+	switch (s->target_kind) {
+	case WSYNC_TARGET_NONE:
+		return 0;
+	case WSYNC_TARGET_PERCENT_FTP:
+		t->type = "ftp";
+		break;
+	case WSYNC_TARGET_WATTS:
+		t->type = "watts";
+		t->lo = lo;
+		t->hi = hi;
+		t->dec = 1;
+		return 1;
+	case WSYNC_TARGET_POWER_ZONE:
+		t->type = "ftp";
+		return zone_target(s, power_band, 7, t);
+	case WSYNC_TARGET_PERCENT_MAX_HR:
+		t->type = "max_hr";
+		break;
+	case WSYNC_TARGET_PERCENT_LTHR:
+		t->type = "threshold_hr";
+		break;
+	case WSYNC_TARGET_HR_ZONE:
+		t->type = "threshold_hr";
+		return zone_target(s, hr_band, 5, t);
+	case WSYNC_TARGET_PERCENT_PACE:
+		t->type = "threshold_speed";
+		break;
+	case WSYNC_TARGET_PACE_ZONE:
+		t->type = "threshold_speed";
+		return zone_target(s, pace_band, 7, t);
+	case WSYNC_TARGET_PACE:
+		/* seconds per km -> metres per second; the slower pace (more
+		 * seconds) is the lower speed */
+		if (lo <= 0 || hi <= 0)
+			return -1;
+		t->type = "speed";
+		t->dec = 3;
+		if (s->ramp) {
+			t->lo = 1000.0 / lo;
+			t->hi = 1000.0 / hi;
+		} else {
+			t->lo = 1000.0 / hi;
+			t->hi = 1000.0 / lo;
+		}
+		return 1;
+	default:
+		return -1;
+	}
+	/* percent -> fraction (1.0 = 100 %) */
+	t->lo = lo / 100.0;
+	t->hi = hi / 100.0;
+	return 1;
+}
+
+static json_object *target_obj(plan_ctx *c, const char *type, double lo, double hi,
+                               int dec)
+{
+	json_object *o = json_object_new_object();
+	lo = rnd(lo, dec);
+	hi = rnd(hi, dec);
+	if (hi < lo) {
+		double x = lo;
+		lo = hi;
+		hi = x;
+	}
+	add(c, o, "type", json_object_new_string(type));
+	add(c, o, "low", num(lo));
+	add(c, o, "high", num(hi));
+	return o;
+}
+
+static const char *intensity_type(int32_t intensity)
+{
+	switch (intensity) {
+	case WSYNC_INTENSITY_WARMUP: return "wu";
+	case WSYNC_INTENSITY_COOLDOWN: return "cd";
+	case WSYNC_INTENSITY_RECOVERY: return "recover";
+	default: return "active";
+	}
+}
+
+static const char *step_name(const wsync_step *s)
+{
+	if (s->cue && *s->cue)
+		return s->cue;
+	if (s->section && *s->section)
+		return s->section;
+	return NULL;
+}
+
+/* One interval of a step; t NULL = no primary target.  Power (or the other
+ * primary target) always comes first: devices use only the first. */
+static void emit(plan_ctx *c, json_object *arr, const wsync_step *s,
+                 const char *trigger, double value, const target *t,
+                 double lo, double hi)
+{
+	json_object *o = json_object_new_object();
+	json_object *targets;
+	const char *name = step_name(s);
+
+	c->intervals++;
+	if (name)
+		add(c, o, "name", json_object_new_string(name));
+	add(c, o, "exit_trigger_type", json_object_new_string(trigger));
+	add(c, o, "exit_trigger_value", num(value));
+	add(c, o, "intensity_type", json_object_new_string(intensity_type(s->intensity)));
+	targets = json_object_new_array();
+	if (t)
+		push(c, targets, target_obj(c, t->type, lo, hi, t->dec));
+	if (s->cadence_low > 0 && finite(s->cadence_low) && finite(s->cadence_high))
+		push(c, targets, target_obj(c, "rpm", s->cadence_low,
+		                            s->cadence_high > s->cadence_low
+		                                    ? s->cadence_high : s->cadence_low, 1));
+	if (targets && json_object_array_length(targets) > 0)
+		add(c, o, "targets", targets);
+	else
+		json_object_put(targets);
+	push(c, arr, o);
+}
+
+/* Segments a ramp of length L is cut into: one per minute (time) or per
+ * 250 m (distance), at least 2 and at most ramp_steps; 0 = do not cut. */
+static int ramp_segments(const plan_ctx *c, int is_time, double len)
+{
+	double unit = is_time ? 60.0 : 250.0;
+	int64_t n;
+	if (!c->split_ramps || c->cfg->ramp_steps < 2)
+		return 0;
+	n = (int64_t)(len / unit);
+	if (n > c->cfg->ramp_steps)
+		n = c->cfg->ramp_steps;
+	if (n < 2)
+		n = 2;
+	if (n > (int64_t)len) /* at least 1 s or 1 m each */
+		n = (int64_t)len;
+	return n >= 2 ? (int)n : 0;
+}
+
+/* Boundary k of n over len: whole seconds/metres when len is whole. */
+static double boundary(double len, int k, int n)
+{
+	double x = len * k / n;
+	if (len == (double)(long long)len)
+		return (double)(long long)(x + 0.5);
+	return rnd(x, 3);
+}
+
+static int add_step(plan_ctx *c, json_object *arr, const wsync_step *s)
+{
+	const char *trigger;
+	double len = s->length;
+	target t = {NULL, 0, 0, 4};
+	int has, n, k;
+
+	switch (s->length_kind) {
+	case WSYNC_LENGTH_TIME:
+		trigger = "time";
+		break;
+	case WSYNC_LENGTH_DISTANCE:
+		trigger = "distance";
+		break;
+	case WSYNC_LENGTH_OPEN:
+		/* Wahoo has no lap-button trigger: a fixed time (README) */
+		trigger = "time";
+		len = (double)c->cfg->open_step_s;
+		break;
+	default:
+		snprintf(c->err, c->errlen, "line %u: unknown step length kind %d", s->line,
+		         s->length_kind);
+		return WSYNC_E_INVALID_WORKOUT;
+	}
+	if (!finite(len) || len <= 0) {
+		snprintf(c->err, c->errlen, "line %u: step length must be more than 0", s->line);
+		return WSYNC_E_INVALID_WORKOUT;
+	}
+	if (s->length_kind != WSYNC_LENGTH_OPEN)
+		len = rnd(len, 3);
+	has = primary_target(s, &t);
+	if (has < 0) {
+		snprintf(c->err, c->errlen, "line %u: target kind %d cannot be expressed on Wahoo",
+		         s->line, s->target_kind);
+		return WSYNC_E_INVALID_WORKOUT;
+	}
+	n = has && s->ramp ? ramp_segments(c, trigger[0] == 't', len) : 0;
+	if (n == 0) {
+		/* no ramp, or a ramp sent as its range: sorted low..high */
+		emit(c, arr, s, trigger, len, has ? &t : NULL, has ? t.lo : 0, has ? t.hi : 0);
+		return WSYNC_OK;
+	}
+	/* A ramp as a staircase from its start value to its end value. */
+	for (k = 0; k < n; k++) {
+		double v = t.lo + (t.hi - t.lo) * k / (n - 1);
+		double seg = boundary(len, k + 1, n) - boundary(len, k, n);
+		emit(c, arr, s, trigger, rnd(seg, 3), &t, v, v);
+	}
+	return WSYNC_OK;
+}
+
+/* Entries [from, to) of the flat array into arr; repeats nest. */
+static int add_range(plan_ctx *c, json_object *arr, uint32_t from, uint32_t to, int depth)
+{
+	uint32_t i = from;
+	int32_t st;
+
+	while (i < to) {
+		const wsync_step *s = wsync_workout_step(c->w, i);
+		if (s->kind == WSYNC_STEP_REPEAT) {
+			uint32_t end = i + 1 + s->child_count;
+			json_object *o, *kids;
+			if (end > to || end < i) {
+				snprintf(c->err, c->errlen, "line %u: repeat claims more steps than exist",
+				         s->line);
+				return WSYNC_E_INVALID_WORKOUT;
+			}
+			if (s->repeat_count <= 1) { /* one pass: no repeat needed */
+				if ((st = add_range(c, arr, i + 1, end, depth)) != WSYNC_OK)
+					return st;
+				i = end;
+				continue;
+			}
+			if (depth >= MAX_DEPTH) {
+				snprintf(c->err, c->errlen, "line %u: repeats nested too deep", s->line);
+				return WSYNC_E_INVALID_WORKOUT;
+			}
+			o = json_object_new_object();
+			kids = json_object_new_array();
+			c->intervals++;
+			if (s->section && *s->section)
+				add(c, o, "name", json_object_new_string(s->section));
+			add(c, o, "exit_trigger_type", json_object_new_string("repeat"));
+			/* passes after the first */
+			add(c, o, "exit_trigger_value", json_object_new_int64(s->repeat_count - 1));
+			st = add_range(c, kids, i + 1, end, depth + 1);
+			add(c, o, "intervals", kids);
+			push(c, arr, o);
+			if (st != WSYNC_OK)
+				return st;
+			i = end;
+		} else {
+			if ((st = add_step(c, arr, s)) != WSYNC_OK)
+				return st;
+			i++;
+		}
+	}
+	return WSYNC_OK;
+}
+
+/* Bytes of the first `max` UTF-8 characters of s. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+	size_t i = 0, chars = 0;
+	while (s[i]) {
+		if (((unsigned char)s[i] & 0xC0) != 0x80) {
+			if (chars == max)
+				break;
+			chars++;
+		}
+		i++;
+	}
+	return i;
+}
+
+static json_object *header(plan_ctx *c, const wsync_workout_entity *w)
+{
+	json_object *h = json_object_new_object();
+	const char *name = w->name && *w->name ? w->name : "Workout";
+
+	add(c, h, "name", json_object_new_string(name));
+	add(c, h, "version", json_object_new_string("1.0.0"));
+	if (w->description && *w->description)
+		add(c, h, "description", json_object_new_string_len(
+			w->description, (int)utf8_prefix(w->description, DESCRIPTION_MAX)));
+	add(c, h, "workout_type_family", json_object_new_int(wahoo_sport_family(w->sport)));
+	add(c, h, "workout_type_location", json_object_new_int(c->cfg->location));
+	if (c->cfg->ftp > 0)
+		add(c, h, "ftp", json_object_new_int64(c->cfg->ftp));
+	return h;
+}
+
+static int32_t build(plan_ctx *c, const wsync_workout_entity *w, json_object **out)
+{
+	json_object *root = json_object_new_object();
+	json_object *iv = json_object_new_array();
+	int32_t st;
+
+	c->intervals = 0;
+	c->oom = 0;
+	add(c, root, "header", header(c, w));
+	st = add_range(c, iv, 0, c->w->n_steps, 0);
+	add(c, root, "intervals", iv);
+	if (st == WSYNC_OK && c->oom) {
+		snprintf(c->err, c->errlen, "out of memory building the plan file");
+		st = WSYNC_E_UNEXPECTED;
+	}
+	if (st != WSYNC_OK) {
+		json_object_put(root);
+		return st;
+	}
+	*out = root;
+	return WSYNC_OK;
+}
+
+int32_t wahoo_plan_json(const wahoo_cfg *cfg, const wsync_workout_entity *w,
+                        char **out, size_t *out_len, char *err, size_t errlen)
+{
+	plan_ctx c = {cfg, NULL, 1, 0, 0, err, errlen};
+	json_object *root = NULL;
+	const char *text;
+	size_t len;
+	int32_t st;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!w || !w->structure) {
+		snprintf(err, errlen, "the workout has no parsed structure");
+		return WSYNC_E_UNEXPECTED;
+	}
+	c.w = w->structure;
+	if (c.w->step_size < sizeof(wsync_step)) {
+		snprintf(err, errlen, "workout structure from an older producer (step size %u)",
+		         c.w->step_size);
+		return WSYNC_E_UNEXPECTED;
+	}
+	if (c.w->n_steps == 0) {
+		snprintf(err, errlen, "the workout has no steps");
+		return WSYNC_E_INVALID_WORKOUT;
+	}
+	st = build(&c, w, &root);
+	if (st == WSYNC_OK && c.intervals > cfg->max_intervals) {
+		/* Too many once ramps are cut: send ramps as ranges instead. */
+		json_object_put(root);
+		root = NULL;
+		c.split_ramps = 0;
+		st = build(&c, w, &root);
+		if (st == WSYNC_OK && c.intervals > cfg->max_intervals) {
+			snprintf(err, errlen, "the plan would have %lld intervals, more than %lld",
+			         (long long)c.intervals, (long long)cfg->max_intervals);
+			st = WSYNC_E_INVALID_WORKOUT;
+		}
+	}
+	if (st != WSYNC_OK) {
+		json_object_put(root);
+		return st;
+	}
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+	                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text || !(*out = malloc((len = strlen(text)) + 1))) {
+		json_object_put(root);
+		snprintf(err, errlen, "out of memory serializing the plan file");
+		return WSYNC_E_UNEXPECTED;
+	}
+	memcpy(*out, text, len + 1);
+	*out_len = len;
+	json_object_put(root);
+	return WSYNC_OK;
+}

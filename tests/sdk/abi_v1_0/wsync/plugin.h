@@ -1,0 +1,404 @@
+/*
+ * wsync/plugin.h -- the provider plugin ABI, version 1.
+ *
+ * A provider plugin is a shared object (`<name>.so`) that wsyncd loads from its
+ * plugin directory with dlopen(RTLD_NOW | RTLD_LOCAL).  It exports exactly one
+ * symbol, the entry function wsync_plugin_v1(), which returns a pointer to a
+ * `static const wsync_plugin` descriptor.  Everything the plugin needs from the
+ * host (logging, configuration, HTTP, error reporting, clock) reaches it through
+ * the `wsync_host` table handed to init(): a plugin links against nothing of
+ * wsync's, so it must be built with -fvisibility=hidden and -Wl,--no-undefined.
+ *
+ * This header is C99 with fixed-width types only.  It includes no libcurl,
+ * json-c or libpq type: what crosses the boundary is plain data.
+ *
+ * ---------------------------------------------------------------------------
+ * VERSIONING POLICY
+ *
+ *   WSYNC_PLUGIN_ABI_MINOR goes up whenever a member is APPENDED to the end of
+ *   wsync_plugin, wsync_host, wsync_request, wsync_http_request or
+ *   wsync_http_response.  A plugin built against minor N loads in any host
+ *   speaking minor >= N.  A plugin may test for newer host services with
+ *   WSYNC_HAS(host, member) and degrade gracefully.
+ *
+ *   WSYNC_PLUGIN_ABI_MAJOR, and with it the NAME of the entry symbol
+ *   (wsync_plugin_v1 -> wsync_plugin_v2), changes for any other change: a
+ *   member moved, retyped or removed, a signature changed, or a change in
+ *   meaning (ownership, threading, call order).  A host finding only an older
+ *   entry symbol says which one and that the plugin must be rebuilt.
+ *
+ *   Members are never reordered, retyped or removed within a major.
+ *
+ * LIFECYCLE
+ *
+ *   1. wsync_plugin_v1() is called once after dlopen.  It must do nothing but
+ *      return its descriptor: no allocation, threads or I/O.
+ *   2. The host validates, in this order, and refuses the file with a message
+ *      naming it at the first failure: dlopen error, missing entry symbol (any
+ *      older wsync_plugin_vN found is named), magic, abi_major, struct_size,
+ *      abi_minor, mandatory operations (the four sync/delete operations).
+ *   3. For each conf.d/<instance>.ini whose `[provider] plugin` names this
+ *      plugin, the host checks every key against the core keys and the
+ *      plugin's config_keys schema, then calls init() once.  One plugin may
+ *      serve several instances (a sandbox and a production account).
+ *   4. Operations are called for queue entries (see THREADING).
+ *   5. destroy() is called once per successful init(), after every call on
+ *      that instance has returned.  The .so stays mapped until exit.
+ *
+ * THREADING
+ *
+ *   Operations may run concurrently on one instance from several worker
+ *   threads, unless the descriptor's flags contain WSYNC_PLUGIN_SERIAL, in
+ *   which case the host never overlaps two calls on one instance.
+ *   init() and destroy() never overlap any call on the same instance.
+ *   Every host service is thread-safe.  A plugin must not install signal
+ *   handlers, call exit(), change process-wide state (locale, cwd, rlimits),
+ *   or keep per-call state in static variables.  A plugin that starts threads
+ *   joins them in destroy().
+ *
+ * OWNERSHIP
+ *
+ *   Every pointer the host passes in is BORROWED: valid only until the
+ *   function it was passed to returns, unless stated otherwise.  Everything a
+ *   plugin hands back goes through host functions that COPY it (set_error,
+ *   set_provider_id), so no memory crosses allocators.
+ */
+#ifndef WSYNC_PLUGIN_H
+#define WSYNC_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsync/workout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WSYNC_PLUGIN_MAGIC 0x57535943u /* "WSYC" */
+#define WSYNC_PLUGIN_ABI_MAJOR 1
+#define WSYNC_PLUGIN_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define WSYNC_EXPORT __attribute__((visibility("default")))
+#define WSYNC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define WSYNC_EXPORT
+#define WSYNC_PRINTF(fmt, args)
+#endif
+
+/*
+ * WSYNC_HAS(tbl, member): true when the struct `tbl` points to, as its
+ * producer compiled it, is large enough to contain `member`.  Works on every
+ * ABI struct that starts with `uint32_t struct_size`.  Use it before touching
+ * any member added after the minor your code requires.
+ */
+#define WSYNC_HAS(tbl, member)                                                  \
+	((tbl) != NULL && (tbl)->struct_size >=                                 \
+	 offsetof(__typeof__(*(tbl)), member) + sizeof((tbl)->member))
+
+/* ---------------------------------------------------------------------------
+ * Status codes.  Every operation returns one of these; the host maps them to
+ * the error_type stored in workout_sync_queue.
+ */
+enum {
+	WSYNC_OK = 0,              /* done; a new provider id may have been set */
+	WSYNC_NOT_APPLICABLE = 1,  /* nothing to do on this provider (e.g. no
+	                              workout library): processed, no error */
+	WSYNC_E_NOT_FOUND = 2,     /* the provider object is gone (HTTP 404).
+	                              The host decides: delete -> success, update
+	                              -> link dropped and the object created again */
+	WSYNC_E_RATE_LIMIT = 3,    /* retry no sooner than retry_after_s; does not
+	                              use up a retry (error_type rate_limit) */
+	WSYNC_E_AUTH = 4,          /* credentials refused: user must reconnect
+	                              (auth_error, no retry) */
+	WSYNC_E_PROVIDER = 5,      /* transient provider trouble: 5xx, timeout,
+	                              reset, malformed answer (provider_error,
+	                              retried with backoff) */
+	WSYNC_E_INVALID = 6,       /* the provider rejected the request as wrong
+	                              (400/422) or the plugin knows it would: not
+	                              retried (error_type invalid_request) */
+	WSYNC_E_UNEXPECTED = 7,    /* a bug or a state the plugin cannot handle
+	                              (unexpected_error, retried with backoff) */
+	WSYNC_E_INVALID_WORKOUT = 8 /* the workout cannot be expressed on this
+	                              provider (too many steps, ...): permanent
+	                              (error_type invalid_workout) */
+};
+
+/* Log levels for wsync_host.log. */
+enum {
+	WSYNC_LOG_DEBUG = 0,
+	WSYNC_LOG_INFO = 1,
+	WSYNC_LOG_WARNING = 2,
+	WSYNC_LOG_ERROR = 3
+};
+
+/* Operations, as stored in workout_sync_queue.operation. */
+enum { WSYNC_OP_CREATE = 0, WSYNC_OP_UPDATE = 1, WSYNC_OP_DELETE = 2 };
+
+/* Descriptor flags. */
+#define WSYNC_PLUGIN_SERIAL 0x1u /* never call two operations at once */
+
+/* Opaque host objects.  Their pointers are valid as documented below. */
+typedef struct wsync_instance wsync_instance; /* one configured instance;
+                                                  valid from init to destroy */
+typedef struct wsync_call wsync_call;         /* one operation call; valid
+                                                  until the operation returns */
+
+/* ---------------------------------------------------------------------------
+ * Declarative configuration schema.  The host parses the INI file and
+ * rejects unknown keys, bad values and missing required keys with file, line
+ * and key before init() runs.  Core keys ([provider] plugin, enabled,
+ * base_url, rate_limit_per_minute, app_rate_limits, connect_timeout_seconds,
+ * timeout_seconds, ca_file and the [oauth] section) are the host's; a plugin
+ * declares only its own keys, in any section name of its choosing.
+ */
+enum {
+	WSYNC_CONFIG_STRING = 0,
+	WSYNC_CONFIG_INT = 1,    /* decimal, fits int64 */
+	WSYNC_CONFIG_BOOL = 2,   /* true/false/yes/no/on/off/1/0 */
+	WSYNC_CONFIG_SECRET = 3  /* the key names a file (key ends in _file); the
+	                            host reads it, refuses one that others can
+	                            read, and never prints its content */
+};
+
+typedef struct wsync_config_key {
+	const char *section;       /* INI section, e.g. "provider" */
+	const char *key;           /* key name */
+	int32_t type;              /* WSYNC_CONFIG_* */
+	int32_t required;          /* 1: missing key is a configuration error */
+	const char *default_value; /* used when absent; NULL = none */
+	const char *help;          /* one line, shown by `wsyncd --check` */
+} wsync_config_key;
+
+/* ---------------------------------------------------------------------------
+ * Entities handed to operations.  All strings are NUL-terminated UTF-8,
+ * borrowed for the duration of the call.  NULL means "not set".
+ */
+typedef struct wsync_workout_entity {
+	uint32_t struct_size;
+	uint32_t reserved0;
+	const char *id;            /* workouts.id, UUID text */
+	const char *user_id;       /* UUID text */
+	const char *name;
+	const char *description;
+	const char *sport;         /* e.g. "bike", "run", free text */
+	const char *workout_text;  /* the source text */
+	const wsync_workout *structure; /* parsed workout_text; never NULL for
+	                                   sync operations */
+	int64_t updated_at;        /* unix seconds */
+} wsync_workout_entity;
+
+typedef struct wsync_scheduled_entity {
+	uint32_t struct_size;
+	uint32_t reserved0;
+	const char *id;            /* workouts_scheduled.id */
+	const char *user_id;
+	const char *workout_id;
+	const char *scheduled_date; /* "YYYY-MM-DD" */
+	const char *scheduled_time; /* "HH:MM:SS" or NULL (any time that day) */
+} wsync_scheduled_entity;
+
+/*
+ * One operation's input.
+ *
+ * sync_workout:            workout set, scheduled NULL.
+ * sync_scheduled_workout:  scheduled and workout (its workout) set.  The host
+ *                          has already synced the workout first, so
+ *                          workout_provider_id is set when the provider keeps
+ *                          a workout library.
+ * delete_*:                the entity may already be gone: rely on the
+ *                          provider ids, not on workout/scheduled (may be
+ *                          NULL).
+ *
+ * operation is WSYNC_OP_CREATE when this entity has no link on this provider
+ * yet, WSYNC_OP_UPDATE when it has one (the host turns a create for something
+ * already linked into an update), WSYNC_OP_DELETE for deletes.
+ */
+typedef struct wsync_request {
+	uint32_t struct_size;
+	int32_t operation;                 /* WSYNC_OP_* */
+	const char *queue_id;              /* workout_sync_queue.id, for logs */
+	const char *provider;              /* instance name (conf.d file stem) */
+	const char *user_id;
+	const char *access_token;          /* current OAuth access token or NULL;
+	                                      the host adds it to HTTP calls made
+	                                      with auth = 1, refreshing it when
+	                                      needed: plugins rarely read it */
+	const wsync_workout_entity *workout;
+	const wsync_scheduled_entity *scheduled;
+	const char *workout_provider_id;   /* link of the workout, or NULL */
+	const char *scheduled_provider_id; /* link of the scheduled workout */
+	int32_t attempt;                   /* 1 for the first attempt */
+	int32_t reserved0;
+	int64_t now;                       /* unix seconds when the call began */
+} wsync_request;
+
+/* ---------------------------------------------------------------------------
+ * HTTP through the host.  The host owns the connection (libcurl, one
+ * keep-alive handle per worker thread), TLS verification (always on), the
+ * timeouts and proxy settings of the instance, the User-Agent, the rate
+ * limiter, the bearer token and its refresh on 401, and the classification of
+ * the answer.
+ */
+typedef struct wsync_http_header {
+	const char *name;
+	const char *value;
+} wsync_http_header;
+
+typedef struct wsync_http_request {
+	uint32_t struct_size;
+	int32_t auth;               /* 1: send "Authorization: Bearer <token>"
+	                               and refresh/retry once on 401 */
+	const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+	const char *path;           /* appended to [provider] base_url, e.g.
+	                               "/v1/plans/42"; or an absolute https:// URL */
+	const char *content_type;   /* NULL when there is no body */
+	const char *body;           /* borrowed; may contain NULs */
+	size_t body_len;
+	const wsync_http_header *headers; /* extra headers, borrowed */
+	uint32_t n_headers;
+	uint32_t reserved0;
+} wsync_http_request;
+
+typedef struct wsync_http_response {
+	uint32_t struct_size;
+	int32_t http_status;        /* 0 when no answer arrived */
+	const char *body;           /* host-owned, NUL-terminated copy of the
+	                               body; valid until the next http() call with
+	                               this response or the end of the operation */
+	size_t body_len;
+	int64_t retry_after_s;      /* from Retry-After / X-RateLimit-Reset, or 0 */
+} wsync_http_response;
+
+/* ---------------------------------------------------------------------------
+ * Host services, handed to init().  Append-only; test for members newer than
+ * minor 0 with WSYNC_HAS(host, member).  The pointer stays valid until
+ * destroy() returns.
+ */
+typedef struct wsync_host {
+	uint32_t struct_size;
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	const char *host_version;   /* e.g. "0.1.0" */
+
+	/* Log a line tagged with the instance name.  Never log tokens or secrets. */
+	void (*log)(const wsync_instance *inst, int32_t level, const char *fmt, ...)
+		WSYNC_PRINTF(3, 4);
+
+	/* Configuration values of this instance, after validation and defaults.
+	 * config_get_string returns a host-owned string valid until destroy(), or
+	 * NULL when the key is absent and has no default.  The int and bool
+	 * getters return `fallback` when the key is absent. */
+	const char *(*config_get_string)(const wsync_instance *inst,
+	                                 const char *section, const char *key);
+	int64_t (*config_get_int)(const wsync_instance *inst, const char *section,
+	                          const char *key, int64_t fallback);
+	int32_t (*config_get_bool)(const wsync_instance *inst, const char *section,
+	                           const char *key, int32_t fallback);
+
+	/* Perform an HTTP request.  Returns WSYNC_OK for a 2xx answer, otherwise
+	 * the host's classification (WSYNC_E_*) and records it on the call as if
+	 * set_error() had been called: a plugin that agrees just returns it, one
+	 * that knows better calls set_error() and returns its own status.
+	 * Classification: 401 -> token refreshed once and the request repeated,
+	 * then WSYNC_E_AUTH; 403, 412 -> WSYNC_E_AUTH; 404 -> WSYNC_E_NOT_FOUND;
+	 * 429 -> WSYNC_E_RATE_LIMIT with retry_after_s; 400, 422 ->
+	 * WSYNC_E_INVALID; 5xx, timeouts, resets -> WSYNC_E_PROVIDER. */
+	int32_t (*http)(wsync_call *call, const wsync_http_request *req,
+	                wsync_http_response *resp);
+
+	/* Record the outcome's class and message (copied; at most 1 KiB kept).
+	 * retry_after_s > 0 asks for the next attempt no sooner than that.
+	 * Returns `status`, so `return host->set_error(call, ...)` reads well. */
+	int32_t (*set_error)(wsync_call *call, int32_t status, int64_t retry_after_s,
+	                     const char *fmt, ...) WSYNC_PRINTF(4, 5);
+
+	/* Record the provider's id for the entity just created (copied). */
+	void (*set_provider_id)(wsync_call *call, const char *provider_id);
+
+	/* Wall-clock time, unix seconds. */
+	int64_t (*now)(void);
+
+	/* Base64 (RFC 4648, with padding) of `len` bytes into a malloc'ed,
+	 * NUL-terminated string the caller frees with free_string. */
+	char *(*base64_encode)(const void *data, size_t len);
+	void (*free_string)(char *s);
+} wsync_host;
+
+/* ---------------------------------------------------------------------------
+ * The descriptor.  The first four members are frozen forever.
+ */
+typedef int32_t (*wsync_operation_fn)(void *state, wsync_call *call,
+                                      const wsync_request *req);
+
+typedef struct wsync_plugin {
+	uint32_t magic;             /* WSYNC_PLUGIN_MAGIC */
+	uint16_t abi_major;         /* WSYNC_PLUGIN_ABI_MAJOR */
+	uint16_t abi_minor;         /* WSYNC_PLUGIN_ABI_MINOR */
+	uint32_t struct_size;       /* sizeof(wsync_plugin) */
+	uint32_t flags;             /* WSYNC_PLUGIN_* */
+
+	const char *name;           /* plugin name; matches `[provider] plugin` */
+	const char *version;        /* the plugin's own version, e.g. "1.2.0" */
+	const char *description;    /* one line */
+
+	const wsync_config_key *config_keys; /* static array, may be NULL */
+	uint32_t n_config_keys;
+	uint32_t reserved0;
+
+	/* Optional.  Create the instance's state in *state_out (may stay NULL).
+	 * inst identifies the instance in host calls until destroy().  Return
+	 * WSYNC_OK, or another status after logging why: the instance is then
+	 * refused and the others still load. */
+	int32_t (*init)(const wsync_host *host, const wsync_instance *inst,
+	                void **state_out);
+	/* Optional.  Free what init() made. */
+	void (*destroy)(void *state);
+
+	/* Mandatory.  Return WSYNC_NOT_APPLICABLE for an operation that does not
+	 * exist on this provider. */
+	wsync_operation_fn sync_workout;
+	wsync_operation_fn sync_scheduled_workout;
+	wsync_operation_fn delete_workout;
+	wsync_operation_fn delete_scheduled_workout;
+} wsync_plugin;
+
+/* The entry point every plugin defines:
+ *
+ *   WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void) { return &desc; }
+ */
+typedef const wsync_plugin *(*wsync_plugin_entry_v1)(void);
+WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void);
+
+/* ---------------------------------------------------------------------------
+ * Layout pins (x86-64 / aarch64 LP64).  A failing assert means the ABI moved:
+ * that needs a new major, not a quiet rebuild.
+ */
+#if defined(__LP64__) && !defined(__cplusplus)
+_Static_assert(offsetof(wsync_plugin, magic) == 0, "frozen");
+_Static_assert(offsetof(wsync_plugin, abi_major) == 4, "frozen");
+_Static_assert(offsetof(wsync_plugin, abi_minor) == 6, "frozen");
+_Static_assert(offsetof(wsync_plugin, struct_size) == 8, "frozen");
+_Static_assert(offsetof(wsync_plugin, name) == 16, "ABI v1 layout");
+_Static_assert(offsetof(wsync_plugin, init) == 56, "ABI v1 layout");
+_Static_assert(offsetof(wsync_plugin, delete_scheduled_workout) == 96,
+               "ABI v1 layout");
+_Static_assert(sizeof(wsync_plugin) == 104, "ABI v1 layout");
+_Static_assert(sizeof(wsync_config_key) == 40, "ABI v1 layout");
+_Static_assert(sizeof(wsync_workout_entity) == 72, "ABI v1 layout");
+_Static_assert(sizeof(wsync_scheduled_entity) == 48, "ABI v1 layout");
+_Static_assert(offsetof(wsync_request, now) == 80, "ABI v1 layout");
+_Static_assert(sizeof(wsync_request) == 88, "ABI v1 layout");
+_Static_assert(sizeof(wsync_http_header) == 16, "ABI v1 layout");
+_Static_assert(sizeof(wsync_http_request) == 64, "ABI v1 layout");
+_Static_assert(sizeof(wsync_http_response) == 32, "ABI v1 layout");
+_Static_assert(offsetof(wsync_host, log) == 16, "ABI v1 layout");
+_Static_assert(offsetof(wsync_host, free_string) == 88, "ABI v1 layout");
+_Static_assert(sizeof(wsync_host) == 96, "ABI v1 layout");
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WSYNC_PLUGIN_H */

@@ -1,0 +1,157 @@
+/*
+ * wsync/workout.h -- the structured workout model.
+ *
+ * The core parses workouts.workout_text (the plain-text interval syntax, see
+ * docs/workout-text.md) once, into this model, and hands it to plugins
+ * read-only inside wsync_workout_entity.  Plugins only map it to their
+ * provider's format; no plugin ever parses text.
+ *
+ * Part of the plugin ABI (major 1): plain C99, fixed-width types, no
+ * pointers a plugin must free.  The helpers at the end are static inline so
+ * that a plugin can use them without linking against wsync.
+ *
+ * Shape: `steps` is a flat array in document order.  A repeat is one entry of
+ * kind WSYNC_STEP_REPEAT whose `child_count` following entries are its
+ * children (repeats do not nest).  Top-level entries are therefore reached
+ * with wsync_step_next(), which skips a repeat's children.
+ */
+#ifndef WSYNC_WORKOUT_H
+#define WSYNC_WORKOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { WSYNC_STEP_STEP = 0, WSYNC_STEP_REPEAT = 1 };
+
+/* How a step ends. */
+enum {
+	WSYNC_LENGTH_TIME = 0,     /* length = seconds */
+	WSYNC_LENGTH_DISTANCE = 1, /* length = metres */
+	WSYNC_LENGTH_OPEN = 2      /* ends when the athlete presses lap; length 0 */
+};
+
+/* The step's primary target.  low <= high unless ramp is set (a ramp runs
+ * from low to high over the step, and may go down).  Comparisons are
+ * numeric: for an absolute pace the low value is the faster pace (fewer
+ * seconds per km).  The parser accepts power and pace zones 1..7 and
+ * heart-rate zones 1..5. */
+enum {
+	WSYNC_TARGET_NONE = 0,         /* no target; also freeride (ERG off) */
+	WSYNC_TARGET_PERCENT_FTP = 1,  /* percent of FTP, 75 = 75 % */
+	WSYNC_TARGET_WATTS = 2,        /* absolute watts */
+	WSYNC_TARGET_POWER_ZONE = 3,   /* power zone number, 1..7 */
+	WSYNC_TARGET_PERCENT_MAX_HR = 4, /* percent of maximum heart rate */
+	WSYNC_TARGET_PERCENT_LTHR = 5, /* percent of threshold heart rate */
+	WSYNC_TARGET_HR_ZONE = 6,      /* heart-rate zone number, 1..5 */
+	WSYNC_TARGET_PERCENT_PACE = 7, /* percent of threshold pace */
+	WSYNC_TARGET_PACE_ZONE = 8,    /* pace zone number */
+	WSYNC_TARGET_PACE = 9          /* absolute pace, seconds per km */
+};
+
+/* Intensity class: warm-up and cool-down come from the section name; inside
+ * other sections a step at or below 55 % FTP (or power zone 1) is recovery,
+ * anything else active. */
+enum {
+	WSYNC_INTENSITY_ACTIVE = 0,
+	WSYNC_INTENSITY_WARMUP = 1,
+	WSYNC_INTENSITY_COOLDOWN = 2,
+	WSYNC_INTENSITY_RECOVERY = 3
+};
+
+/* A repeat entry has length_kind TIME with length 0, target NONE, no
+ * cadence, cue NULL, and the intensity of its section (warmup, cooldown, or
+ * active); only kind, repeat_count, child_count, section and line matter. */
+typedef struct wsync_step {
+	int32_t kind;          /* WSYNC_STEP_STEP or WSYNC_STEP_REPEAT */
+	uint32_t repeat_count; /* repeat: passes (1..100); step: 0 */
+	uint32_t child_count;  /* repeat: number of entries that follow and
+	                          belong to it; step: 0 */
+	int32_t length_kind;   /* WSYNC_LENGTH_* (steps only) */
+	double length;         /* seconds or metres (steps only) */
+	int32_t target_kind;   /* WSYNC_TARGET_* */
+	int32_t ramp;          /* 1: target goes linearly from low to high */
+	double target_low;
+	double target_high;    /* == target_low for a single value */
+	double cadence_low;    /* rpm; 0 = no cadence target */
+	double cadence_high;
+	int32_t intensity;     /* WSYNC_INTENSITY_* */
+	int32_t freeride;      /* 1: freeride (no target, ERG off) */
+	const char *cue;       /* cue text before the duration, or NULL */
+	const char *section;   /* section header this step is under, or NULL */
+	uint32_t line;         /* 1-based source line */
+	uint32_t reserved0;
+} wsync_step;
+
+typedef struct wsync_workout {
+	uint32_t struct_size;      /* sizeof(wsync_workout) of the producer */
+	uint32_t step_size;        /* sizeof(wsync_step) of the producer */
+	const wsync_step *steps;   /* flat array, see top of file */
+	uint32_t n_steps;          /* entries in steps[] */
+	uint32_t expanded_steps;   /* steps after expanding repeats */
+	double total_seconds;      /* sum of time steps, repeats expanded
+	                              (distance and open steps excluded) */
+	double total_metres;       /* sum of distance steps, repeats expanded */
+} wsync_workout;
+
+#if defined(__LP64__) && !defined(__cplusplus)
+_Static_assert(sizeof(wsync_step) == 96, "ABI v1 layout");
+_Static_assert(offsetof(wsync_step, cue) == 72, "ABI v1 layout");
+_Static_assert(sizeof(wsync_workout) == 40, "ABI v1 layout");
+#endif
+
+/* ---- helpers (static inline: usable without linking against wsync) ---- */
+
+/* Entry i of the array, whatever the producer's sizeof(wsync_step). */
+static inline const wsync_step *wsync_workout_step(const wsync_workout *w,
+                                                   uint32_t i)
+{
+	return (const wsync_step *)(const void *)((const char *)w->steps +
+	                                          (size_t)i * w->step_size);
+}
+
+/* Index of the next top-level entry after entry i (skips a repeat's
+ * children); == n_steps at the end.  Iterate top level with
+ *   for (i = 0; i < w->n_steps; i = wsync_step_next(w, i)) */
+static inline uint32_t wsync_step_next(const wsync_workout *w, uint32_t i)
+{
+	const wsync_step *s = wsync_workout_step(w, i);
+	return i + 1 + (s->kind == WSYNC_STEP_REPEAT ? s->child_count : 0);
+}
+
+/* Steps the athlete performs: repeats expanded. */
+static inline uint32_t wsync_workout_expanded_steps(const wsync_workout *w)
+{
+	return w->expanded_steps;
+}
+
+/* Total planned time in seconds (distance and lap-button steps excluded). */
+static inline double wsync_workout_total_seconds(const wsync_workout *w)
+{
+	return w->total_seconds;
+}
+
+/* Intensity class of a step, as a stable lowercase name. */
+static inline const char *wsync_intensity_name(int32_t intensity)
+{
+	switch (intensity) {
+	case WSYNC_INTENSITY_WARMUP: return "warmup";
+	case WSYNC_INTENSITY_COOLDOWN: return "cooldown";
+	case WSYNC_INTENSITY_RECOVERY: return "recovery";
+	default: return "active";
+	}
+}
+
+/* Midpoint of a step's target, convenient for providers wanting one value. */
+static inline double wsync_step_target_mid(const wsync_step *s)
+{
+	return (s->target_low + s->target_high) / 2.0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WSYNC_WORKOUT_H */
