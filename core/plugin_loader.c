@@ -318,9 +318,16 @@ static void init_instance(wsync_registry *r, wsync_plugin_instance *in,
 	if (st != WSYNC_OK) {
 		char err[512];
 		in->desc = NULL;
-		snprintf(err, sizeof err, "%s: init() of plugin %s failed with status %d "
-		         "(see the plugin's log lines above)", f->path, f->desc.name, st);
-		{ refuse(in, err, 0); return; }
+		/* WSYNC_E_INVALID: a value the schema cannot check (a range, a
+		 * choice) is wrong, which is a configuration error like any other. */
+		if (st == WSYNC_E_INVALID)
+			snprintf(err, sizeof err, "%s: plugin %s refused its configuration "
+			         "(the plugin's log lines above name the key)", in->cfg->path,
+			         f->desc.name);
+		else
+			snprintf(err, sizeof err, "%s: init() of plugin %s failed with status %d "
+			         "(see the plugin's log lines above)", f->path, f->desc.name, st);
+		{ refuse(in, err, st == WSYNC_E_INVALID); return; }
 	}
 	in->loaded = 1;
 	wsync_info("provider %s: plugin %s %s (ABI %u.%u) from %s%s", in->name,

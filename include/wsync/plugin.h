@@ -353,7 +353,9 @@ typedef struct wsync_plugin {
 	/* Optional.  Create the instance's state in *state_out (may stay NULL).
 	 * inst identifies the instance in host calls until destroy().  Return
 	 * WSYNC_OK, or another status after logging why: the instance is then
-	 * refused and the others still load. */
+	 * refused and the others still load.  Return WSYNC_E_INVALID for a
+	 * configuration value the schema cannot check (a range, a choice): the
+	 * host reports it as a configuration error (`wsyncd --check` exits 2). */
 	int32_t (*init)(const wsync_host *host, const wsync_instance *inst,
 	                void **state_out);
 	/* Optional.  Free what init() made. */
