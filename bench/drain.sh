@@ -3,19 +3,23 @@
 # plugin (answering ok at once) over 1,000 users, workers=4, batch_size=200,
 # on a throwaway PostgreSQL cluster (tests/pg_harness.sh).
 #
-#   bench/drain.sh BUILD_DIR [ENTRIES] [USERS]
+#   bench/drain.sh BUILD_DIR [ENTRIES] [USERS] [HISTORY]
 #
-# Prints entries/second, timed around the wsyncd run only.
+# Prints entries/second, timed around the wsyncd run only.  With HISTORY
+# (e.g. 1000000) it drains twice in the same cluster: once with an empty
+# history, then again after HISTORY processed rows were added to the queue
+# table, and prints the ratio of the two rates (the claim reads a partial
+# index of pending rows, so the ratio should stay near 1).
 set -euo pipefail
 
 if [ "${WSYNC_BENCH_INNER:-}" != 1 ]; then
-  [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [ENTRIES] [USERS]" >&2; exit 2; }
+  [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [ENTRIES] [USERS] [HISTORY]" >&2; exit 2; }
   build=$(cd "$1" && pwd)
   src=$(cd "$(dirname "$0")/.." && pwd)
   [ -x "$build/core/wsyncd" ] || { echo "no $build/core/wsyncd: build first" >&2; exit 2; }
   [ -f "$build/tests/fixtures/scripted.so" ] || { echo "no scripted.so in $build/tests/fixtures" >&2; exit 2; }
   export WSYNC_BENCH_INNER=1 WSYNC_BENCH_BUILD="$build" WSYNC_BENCH_SRC="$src"
-  export WSYNC_BENCH_ENTRIES=${2:-10000} WSYNC_BENCH_USERS=${3:-1000}
+  export WSYNC_BENCH_ENTRIES=${2:-10000} WSYNC_BENCH_USERS=${3:-1000} WSYNC_BENCH_HISTORY=${4:-0}
   export WSYNC_PG_TEMPLATE_DIR=${WSYNC_PG_TEMPLATE_DIR:-$build/pg}
   exec "$src/tests/pg_harness.sh" "$src/bench/drain.sh"
 fi
@@ -53,28 +57,57 @@ psql_q <<SQL
 SET wsync.triggers = off;
 INSERT INTO sync_providers (name, plugin) VALUES ('scripted', 'scripted')
   ON CONFLICT DO NOTHING;
-CREATE TEMP TABLE u AS
+CREATE TABLE bench_users AS
   SELECT i, gen_random_uuid() AS id FROM generate_series(0, $users - 1) i;
 INSERT INTO provider_tokens (user_id, provider, access_token, upload_workouts_enabled)
-  SELECT id, 'scripted', 'tok', true FROM u;
-INSERT INTO workouts (user_id, name, description, workout_text)
-  SELECT u.id, 'bench ' || g, 'answer=ok', '- 10m 70%'
-  FROM generate_series(0, $n - 1) g JOIN u ON u.i = g % $users;
-INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider)
-  SELECT user_id, 'workout', id, 'create', 'scripted' FROM workouts;
-ANALYZE;
+  SELECT id, 'scripted', 'tok', true FROM bench_users;
 SQL
 
-start=$(date +%s.%N)
-"$build/core/wsyncd" -c "$tmp/wsyncd.ini" --once >"$tmp/wsyncd.log" 2>&1 || {
-  echo "wsyncd failed:" >&2; tail -20 "$tmp/wsyncd.log" >&2; exit 1; }
-end=$(date +%s.%N)
+# One drain of $n fresh entries; prints the rate and sets $rate.
+drain() {
+  psql_q <<SQL
+SET wsync.triggers = off;
+WITH w AS (
+  INSERT INTO workouts (user_id, name, description, workout_text)
+  SELECT u.id, 'bench ' || g, 'answer=ok', '- 10m 70%'
+  FROM generate_series(0, $n - 1) g JOIN bench_users u ON u.i = g % $users
+  RETURNING id, user_id)
+INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider)
+  SELECT user_id, 'workout', id, 'create', 'scripted' FROM w;
+ANALYZE;
+SQL
+  local before start end done_n left
+  before=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL")
+  start=$(date +%s.%N)
+  "$build/core/wsyncd" -c "$tmp/wsyncd.ini" --once >"$tmp/wsyncd.log" 2>&1 || {
+    echo "wsyncd failed:" >&2; tail -20 "$tmp/wsyncd.log" >&2; exit 1; }
+  end=$(date +%s.%N)
+  done_n=$(( $(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL AND error_type IS NULL") - before ))
+  left=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NULL")
+  rate=$(awk -v n="$done_n" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
+  awk -v n="$done_n" -v s="$start" -v e="$end" -v left="$left" -v total="$n" -v users="$users" \
+      -v hist="$1" 'BEGIN {
+    t = e - s;
+    printf "drained %d of %d entries (%d users, workers=4, batch_size=200, %d processed rows in the table) in %.2f s: %.0f entries/s", n, total, users, hist, t, n / t;
+    if (left > 0) printf " (%d still pending)", left;
+    printf "\n";
+  }'
+}
 
-done_n=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL AND error_type IS NULL")
-left=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NULL")
-awk -v n="$done_n" -v s="$start" -v e="$end" -v left="$left" -v total="$n" -v users="$users" 'BEGIN {
-  t = e - s;
-  printf "drained %d of %d entries (%d users, workers=4, batch_size=200) in %.2f s: %.0f entries/s", n, total, users, t, n / t;
-  if (left > 0) printf " (%d still pending)", left;
-  printf "\n";
-}'
+drain 0
+base_rate=$rate
+if [ "${WSYNC_BENCH_HISTORY:-0}" -gt 0 ]; then
+  # History: processed entries of entities long gone, as months of syncing
+  # leave behind.
+  psql_q <<SQL
+INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider,
+                                processed_at, locked_until, attempts)
+  SELECT gen_random_uuid(), 'workout', gen_random_uuid(), 'create', 'scripted',
+         now() - interval '1 day', now() - interval '1 day', 1
+  FROM generate_series(1, $WSYNC_BENCH_HISTORY);
+VACUUM ANALYZE workout_sync_queue;
+SQL
+  hist=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL")
+  drain "$hist"
+  awk -v a="$base_rate" -v b="$rate" 'BEGIN { printf "ratio with history / without: %.2f\n", b / a }'
+fi
