@@ -216,9 +216,8 @@ static int is_absolute_url(const char *path)
 	return ascii_ncaseeq(path, "https://", 8) || ascii_ncaseeq(path, "http://", 7);
 }
 
-/* base_url + path with exactly one '/' between them; malloc'ed. */
-static char *build_url(const wsync_http_settings *s, const char *path,
-                       char *err, size_t errlen)
+char *wsync_http_url(const wsync_http_settings *s, const char *path, char *err,
+                     size_t errlen)
 {
 	const char *base = s ? s->base_url : NULL;
 	size_t blen, plen;
@@ -512,7 +511,7 @@ int wsync_http_perform(wsync_http_client *c, const wsync_http_settings *s,
 	method = req->method ? req->method : "GET";
 	if (validate_request(req, bearer, why, sizeof why) < 0)
 		return refuse(res, why);
-	url = build_url(s, req->path, why, sizeof why);
+	url = wsync_http_url(s, req->path, why, sizeof why);
 	if (!url)
 		return refuse(res, why);
 	headers = build_headers(req, method, bearer, why, sizeof why);

@@ -78,6 +78,12 @@ int32_t wsync_http_classify(const wsync_http_request *req,
 int64_t wsync_parse_retry_after(const char *retry_after,
                                 const char *ratelimit_reset, int64_t now);
 
+/* The URL a request goes to: an absolute http(s):// path as it is, else
+ * base_url + path with exactly one '/' between them.  malloc'ed; NULL with
+ * a message in err when a relative path has no base_url. */
+char *wsync_http_url(const wsync_http_settings *s, const char *path, char *err,
+                     size_t errlen);
+
 /* URL-encode for form bodies; malloc'ed. */
 char *wsync_url_encode(const char *s);
 /* Base64 with padding; malloc'ed. */

@@ -205,30 +205,6 @@ static void th_log(const wsync_instance *inst, int32_t level, const char *fmt, .
 	pthread_mutex_unlock(&th->mu);
 }
 
-/* The URL core/http.c builds: base_url + path with one '/' between. */
-static char *request_url(const char *base, const char *path)
-{
-	size_t blen, plen;
-	char *url;
-	if (!path)
-		path = "";
-	if (!strncasecmp(path, "https://", 8) || !strncasecmp(path, "http://", 7))
-		return xstrdup(path);
-	if (!base)
-		base = "";
-	blen = strlen(base);
-	while (blen > 0 && base[blen - 1] == '/')
-		blen--;
-	while (*path == '/')
-		path++;
-	plen = strlen(path);
-	url = xcalloc(1, blen + plen + 2);
-	memcpy(url, base, blen);
-	url[blen] = '/';
-	memcpy(url + blen + 1, path, plen);
-	return url;
-}
-
 static char *masked(const char *name, const char *value)
 {
 	const char *sp;
@@ -259,7 +235,12 @@ static void record_http(wsync_testhost *th, wsync_call *call,
 
 	wsync_call_settings(call, &s, ua, sizeof ua);
 	r->pub.method = xstrdup(req->method ? req->method : "GET");
-	r->pub.url = request_url(s.base_url, req->path);
+	{
+		char why[128];
+		char *url = wsync_http_url(&s, req->path, why, sizeof why);
+		r->pub.url = xstrdup(url ? url : req->path ? req->path : "");
+		free(url);
+	}
 	if (req->content_type)
 		add_header(r, "Content-Type", req->content_type);
 	for (uint32_t i = 0; req->headers && i < req->n_headers; i++) {

@@ -56,6 +56,19 @@ int t_done(void);
 			       #hay, t_h_ ? t_h_ : "(null)", t_n_);            \
 	} while (0)
 
+/* The example of the workout-text syntax page (docs/workout-text.md):
+ * 43 minutes, a warm-up ramp, a 5x repeat, a cool-down. */
+#define T_SYNTAX_EXAMPLE                                                       \
+	"Warmup\n"                                                              \
+	"- 10m ramp 50-75% 90rpm\n"                                             \
+	"\n"                                                                    \
+	"Main Set 5x\n"                                                         \
+	"- 3m 120% 100rpm\n"                                                    \
+	"- Recovery 2m Z1 85rpm\n"                                              \
+	"\n"                                                                    \
+	"Cooldown\n"                                                            \
+	"- 8m 50%\n"
+
 /* ---- database helpers (abort the test on connection failure) ---- */
 
 /* Connect to WSYNC_TEST_CONNINFO.  Caller PQfinish()es. */

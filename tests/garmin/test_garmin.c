@@ -231,15 +231,7 @@ static void sql(const char *q, const char *a, const char *b)
 /* -------------------------------------------------------------- mapping */
 
 static const char *SYNTAX_EXAMPLE =
-	"Warmup\n"
-	"- 10m ramp 50-75% 90rpm\n"
-	"\n"
-	"Main Set 5x\n"
-	"- 3m 120% 100rpm\n"
-	"- Recovery 2m Z1 85rpm\n"
-	"\n"
-	"Cooldown\n"
-	"- 8m 50%\n";
+	T_SYNTAX_EXAMPLE;
 
 static void check_step(json_object *s, const char *type, int order, const char *intensity)
 {

@@ -17,15 +17,7 @@
 
 /* The example of the workout-text syntax page. */
 static const char *const SYNTAX_EXAMPLE =
-	"Warmup\n"
-	"- 10m ramp 50-75% 90rpm\n"
-	"\n"
-	"Main Set 5x\n"
-	"- 3m 120% 100rpm\n"
-	"- Recovery 2m Z1 85rpm\n"
-	"\n"
-	"Cooldown\n"
-	"- 8m 50%\n";
+	T_SYNTAX_EXAMPLE;
 
 /* ---- helpers ---------------------------------------------------------- */
 

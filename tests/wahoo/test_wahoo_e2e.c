@@ -11,16 +11,7 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 
-#define SYNTAX_EXAMPLE                                                          \
-	"Warmup\n"                                                              \
-	"- 10m ramp 50-75% 90rpm\n"                                             \
-	"\n"                                                                    \
-	"Main Set 5x\n"                                                         \
-	"- 3m 120% 100rpm\n"                                                    \
-	"- Recovery 2m Z1 85rpm\n"                                              \
-	"\n"                                                                    \
-	"Cooldown\n"                                                            \
-	"- 8m 50%\n"
+#define SYNTAX_EXAMPLE T_SYNTAX_EXAMPLE
 
 static const char *instance_ini =
 	"[provider]\n"

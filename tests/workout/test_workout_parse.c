@@ -24,15 +24,7 @@
 	} while (0)
 
 static const char EXAMPLE[] =
-	"Warmup\n"
-	"- 10m ramp 50-75% 90rpm\n"
-	"\n"
-	"Main Set 5x\n"
-	"- 3m 120% 100rpm\n"
-	"- Recovery 2m Z1 85rpm\n"
-	"\n"
-	"Cooldown\n"
-	"- 8m 50%\n";
+	T_SYNTAX_EXAMPLE;
 
 /* ------------------------------------------------------------ helpers */
 
