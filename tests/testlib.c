@@ -126,6 +126,23 @@ int t_run(char *const argv[], char **out)
 	return 128 + WTERMSIG(status);
 }
 
+char *t_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s;
+	long n;
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	s = calloc(1, (size_t)n + 1);
+	if (s && fread(s, 1, (size_t)n, f) != (size_t)n)
+		s[0] = 0;
+	fclose(f);
+	return s;
+}
+
 void t_write_file(const char *path, const char *text, unsigned mode)
 {
 	FILE *f = fopen(path, "w");

@@ -89,6 +89,8 @@ void t_migrate(PGconn *c);
 /* Run argv (argv[0] a path), capture stdout and stderr together into a
  * malloc'ed string (*out, may be NULL), return the exit status (or 128+sig). */
 int t_run(char *const argv[], char **out);
+/* The whole file as a malloc'ed string ("" when it does not exist). */
+char *t_read_file(const char *path);
 /* Write `text` to a new file `path` with mode `mode`. */
 void t_write_file(const char *path, const char *text, unsigned mode);
 /* A fresh temp directory (malloc'ed path). */

@@ -57,23 +57,6 @@ static void run_once(void)
 	free(out);
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s;
-	long n;
-	if (!f)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = calloc(1, (size_t)n + 1);
-	if (s && fread(s, 1, (size_t)n, f) != (size_t)n)
-		s[0] = 0;
-	fclose(f);
-	return s;
-}
-
 /* A user with a token on the scripted provider. */
 static char *new_user(void)
 {
@@ -240,7 +223,7 @@ static void test_no_token_is_auth_error(void)
 	run_once();
 	T_EQ_INT(processed(q), 1);
 	CHECK_ERROR_TYPE(q, "auth_error");
-	log = slurp(calls);
+	log = t_read_file(calls);
 	T_CHECK(strstr(log, w) == NULL); /* no plugin call */
 	free(log);
 	free(q), free(w), free(u);
@@ -282,7 +265,7 @@ static void test_record_not_found(void)
 	T_EQ_INT(processed(q), 1);
 	CHECK_ERROR_TYPE(q, "record_not_found");
 	T_EQ_INT(retry_count(q), 0);
-	log = slurp(calls);
+	log = t_read_file(calls);
 	T_CHECK(strstr(log, w) == NULL);
 	free(log);
 	free(q), free(w), free(u);
@@ -302,7 +285,7 @@ static void test_delete_linked(void)
 	T_EQ_INT(processed(q), 1);
 	CHECK_ERROR_TYPE(q, NULL);
 	snprintf(line, sizeof line, "delete workout %s ", pid);
-	log = slurp(calls);
+	log = t_read_file(calls);
 	T_CONTAINS(log, line);
 	free(log);
 	T_EQ_INT(qint("SELECT count(*) FROM workout_sync_links WHERE entity_id = $1", w), 0);
@@ -320,7 +303,7 @@ static void test_create_of_linked_is_update(void)
 	run_once();
 	T_EQ_INT(processed(q), 1);
 	CHECK_ERROR_TYPE(q, NULL);
-	log = slurp(calls);
+	log = t_read_file(calls);
 	snprintf(line, sizeof line, "update workout %s ", w);
 	T_CONTAINS(log, line);
 	snprintf(line, sizeof line, "create workout %s ", w);
@@ -370,7 +353,7 @@ static void test_order_per_entity(void)
 	free(out);
 	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM t_order_violations", 0, NULL), 0);
 	t_exec(db, "DROP TRIGGER t_check_order ON workout_sync_queue", 0, NULL);
-	log = slurp(calls4);
+	log = t_read_file(calls4);
 	for (int i = 0; i < N; i++) {
 		char c[128], up[128];
 		const char *pc, *pu;
@@ -408,7 +391,7 @@ static void test_abandoned(void)
 	msg = qstr("SELECT error_message FROM workout_sync_queue WHERE id = $1", q);
 	T_CONTAINS(msg, "abandoned");
 	free(msg);
-	log = slurp(calls);
+	log = t_read_file(calls);
 	T_CHECK(strstr(log, w) == NULL); /* not run again */
 	free(log);
 	free(q), free(w), free(u);

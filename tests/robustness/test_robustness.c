@@ -74,26 +74,9 @@ static void sleep_ms(int ms)
 		;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s;
-	long n;
-	if (!f)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = calloc(1, (size_t)n + 1);
-	if (s && fread(s, 1, (size_t)n, f) != (size_t)n)
-		s[0] = 0;
-	fclose(f);
-	return s;
-}
-
 static int file_contains(const char *path, const char *needle)
 {
-	char *s = slurp(path);
+	char *s = t_read_file(path);
 	int found = s && strstr(s, needle) != NULL;
 	free(s);
 	return found;
@@ -319,7 +302,7 @@ static int run_once(node *n)
 
 static void show_log(const node *n)
 {
-	char *s = slurp(n->log);
+	char *s = t_read_file(n->log);
 	size_t len = strlen(s);
 	fprintf(stderr, "---- %s (last 4000 bytes) ----\n%s\n----\n", n->log,
 	        len > 4000 ? s + len - 4000 : s);
@@ -370,7 +353,7 @@ static void make_entries(const char *provider, int n, const char *description)
  * into table `t_calls` (emptied first). */
 static void load_calls(const char *path)
 {
-	char *s = slurp(path);
+	char *s = t_read_file(path);
 	PGresult *r;
 	t_exec(db, "CREATE TABLE IF NOT EXISTS t_calls (op text, entity_type text, entity text,"
 	           " attempt int, provider_id text)", 0, NULL);
@@ -524,7 +507,7 @@ static void test_pg_restart(void)
 	T_EQ_INT(qint("SELECT count(DISTINCT entity) FROM t_calls", NULL, NULL), N);
 	T_EQ_INT(qint("SELECT count(*) FROM (SELECT entity FROM t_calls GROUP BY entity"
 	              " HAVING count(*) > 2) x", NULL, NULL), 0);
-	log = slurp(n.log);
+	log = t_read_file(n.log);
 	T_CONTAINS(log, "reconnecting"); /* the restart was felt */
 	free(log);
 	T_EQ_INT(stop(&n), 0);
@@ -757,7 +740,7 @@ static void test_crash(void)
 		t_exec(db, "UPDATE workout_sync_queue SET locked_until = now() - interval '1 second'"
 		           " WHERE id = $1", 1, p);
 	}
-	log = slurp(n.log);
+	log = t_read_file(n.log);
 	T_CONTAINS(log, "wsyncd: fatal signal 11 inside plugin scripted (provider crash,");
 	free(log);
 	/* The fourth claim gives up on it. */
@@ -807,7 +790,7 @@ static void test_two_nodes(void)
 	              " AND processed_at IS NULL AND error_type = 'rate_limit' AND retry_count = 0"
 	              " AND next_retry_at > now() + interval '30 seconds'", NULL, NULL), N - LIMIT);
 	{
-		char *ca = slurp(a.calls), *cb = slurp(b.calls);
+		char *ca = t_read_file(a.calls), *cb = t_read_file(b.calls);
 		int lines = 0;
 		for (char *s = ca; *s; s++)
 			lines += *s == '\n';
