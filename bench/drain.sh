@@ -16,7 +16,7 @@ if [ "${WSYNC_BENCH_INNER:-}" != 1 ]; then
   [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [ENTRIES] [USERS] [HISTORY]" >&2; exit 2; }
   build=$(cd "$1" && pwd)
   src=$(cd "$(dirname "$0")/.." && pwd)
-  [ -x "$build/core/wsyncd" ] || { echo "no $build/core/wsyncd: build first" >&2; exit 2; }
+  [ -x "$build/core/daemon/wsyncd" ] || { echo "no $build/core/daemon/wsyncd: build first" >&2; exit 2; }
   [ -f "$build/tests/fixtures/scripted.so" ] || { echo "no scripted.so in $build/tests/fixtures" >&2; exit 2; }
   export WSYNC_BENCH_INNER=1 WSYNC_BENCH_BUILD="$build" WSYNC_BENCH_SRC="$src"
   export WSYNC_BENCH_ENTRIES=${2:-10000} WSYNC_BENCH_USERS=${3:-1000} WSYNC_BENCH_HISTORY=${4:-0}
@@ -79,7 +79,7 @@ SQL
   local before start end done_n left
   before=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL")
   start=$(date +%s.%N)
-  "$build/core/wsyncd" -c "$tmp/wsyncd.ini" --once >"$tmp/wsyncd.log" 2>&1 || {
+  "$build/core/daemon/wsyncd" -c "$tmp/wsyncd.ini" --once >"$tmp/wsyncd.log" 2>&1 || {
     echo "wsyncd failed:" >&2; tail -20 "$tmp/wsyncd.log" >&2; exit 1; }
   end=$(date +%s.%N)
   done_n=$(( $(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL AND error_type IS NULL") - before ))

@@ -75,9 +75,9 @@ dir = plugins
 conf_dir = conf.d
 INI
 
-ctl="build/core/wsyncctl -c $run/wsyncd.ini"
+ctl="build/core/ctl/wsyncctl -c $run/wsyncd.ini"
 $ctl migrate --dir "$top/migrations"
-build/core/wsyncd -c "$run/wsyncd.ini" --check >/dev/null
+build/core/daemon/wsyncd -c "$run/wsyncd.ini" --check >/dev/null
 # Register the providers now so the athletes' connections below enqueue
 # (wsyncd does the same at start).
 for p in wahoo garmin trainingpeaks; do
@@ -100,7 +100,7 @@ JOIN athletes a ON a.id = w.user_id;
 SQL
 echo "queue before the drain:"
 $ctl queue
-build/core/wsyncd -c "$run/wsyncd.ini" --once 2>"$run/log/wsyncd.log"
+build/core/daemon/wsyncd -c "$run/wsyncd.ini" --once 2>"$run/log/wsyncd.log"
 grep -E 'Batch sync complete|failed' "$run/log/wsyncd.log" | tail -3
 echo
 echo "status (what synced where; provider ids come from the sandbox):"

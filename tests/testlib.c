@@ -1,6 +1,6 @@
 #include "testlib.h"
 
-#include "migrate.h"
+#include "ctl/migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -49,6 +49,15 @@ extern "C" {
 
 struct pg_conn; /* libpq's PGconn */
 
+/* Marks what libwsync.so exports.  The library is built with
+ * -fvisibility=hidden, so a function without this mark stays private:
+ * tests/lib/abi_exports.sh fails when the exports and this header differ. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define WSYNC_API __attribute__((visibility("default")))
+#else
+#define WSYNC_API
+#endif
+
 typedef struct wsync_client wsync_client;
 
 /* Return codes. */
@@ -71,7 +80,7 @@ enum {
  * always NUL-terminated when errlen > 0; errbuf may be NULL).  The caller
  * owns the client: wsync_client_close() it.
  */
-wsync_client *wsync_client_connect(const char *conninfo, char *errbuf, size_t errlen);
+WSYNC_API wsync_client *wsync_client_connect(const char *conninfo, char *errbuf, size_t errlen);
 
 /*
  * Use an application's existing libpq connection, so that enqueues join the
@@ -80,19 +89,19 @@ wsync_client *wsync_client_connect(const char *conninfo, char *errbuf, size_t er
  * wsync_client_close() does not close it, and it must outlive the client.
  * Returns NULL only when out of memory or conn is NULL.
  */
-wsync_client *wsync_client_wrap(struct pg_conn *conn);
+WSYNC_API wsync_client *wsync_client_wrap(struct pg_conn *conn);
 
 /* Close the client (and its connection, if wsync_client_connect() opened
  * it).  NULL is ignored. */
-void wsync_client_close(wsync_client *client);
+WSYNC_API void wsync_client_close(wsync_client *client);
 
 /* The connection the client uses (owned by the client or, for a wrapped
  * client, by the application).  For LISTEN, transactions, etc. */
-struct pg_conn *wsync_client_conn(wsync_client *client);
+WSYNC_API struct pg_conn *wsync_client_conn(wsync_client *client);
 
 /* One line describing the last failure on this client ("" after success).
  * Owned by the client: valid until its next call or close. */
-const char *wsync_client_errmsg(const wsync_client *client);
+WSYNC_API const char *wsync_client_errmsg(const wsync_client *client);
 
 /*
  * Enqueue `operation` ("create", "update" or "delete") of an entity
@@ -107,17 +116,17 @@ const char *wsync_client_errmsg(const wsync_client *client);
  * folded into or cancelled (0: nothing needed doing).  Runs in the
  * connection's current transaction if one is open (autocommit otherwise).
  */
-int wsync_client_enqueue(wsync_client *client, const char *user_id,
-                         const char *entity_type, const char *entity_id,
-                         const char *operation, const char *provider, int *written);
+WSYNC_API int wsync_client_enqueue(wsync_client *client, const char *user_id,
+                                   const char *entity_type, const char *entity_id,
+                                   const char *operation, const char *provider, int *written);
 
 /*
  * *enabled = the provider is registered and enabled, and the user has a
  * provider_tokens row with upload_workouts_enabled.  Unknown provider:
  * *enabled = false, return 0 (a provider may be registered later).
  */
-int wsync_client_is_provider_enabled(wsync_client *client, const char *user_id,
-                                     const char *provider, bool *enabled);
+WSYNC_API int wsync_client_is_provider_enabled(wsync_client *client, const char *user_id,
+                                               const char *provider, bool *enabled);
 
 /*
  * Sync state of one entity on one provider.  The "current entry" is the
@@ -143,7 +152,7 @@ typedef enum wsync_sync_state {
 
 /* "never_synced", "pending", "retrying", "synced", "failed"; "unknown" for
  * any other value.  Static string. */
-const char *wsync_sync_state_name(wsync_sync_state state);
+WSYNC_API const char *wsync_sync_state_name(wsync_sync_state state);
 
 typedef struct wsync_sync_status {
 	char *provider;            /* provider name; never NULL */
@@ -193,9 +202,9 @@ typedef struct wsync_sync_status_list {
  * its state is WSYNC_STATE_NEVER_SYNCED.  On success *out is a new object
  * owned by the caller (wsync_sync_status_free); on failure *out = NULL.
  */
-int wsync_client_get_sync_status(wsync_client *client, const char *entity_type,
-                                 const char *entity_id, const char *provider,
-                                 wsync_sync_status **out);
+WSYNC_API int wsync_client_get_sync_status(wsync_client *client, const char *entity_type,
+                                           const char *entity_id, const char *provider,
+                                           wsync_sync_status **out);
 
 /*
  * Status of one entity on every registered provider (one item per row of
@@ -203,14 +212,14 @@ int wsync_client_get_sync_status(wsync_client *client, const char *entity_type,
  * On success *out is a new list owned by the caller
  * (wsync_sync_status_list_free); on failure *out = NULL.
  */
-int wsync_client_get_all_sync_statuses(wsync_client *client, const char *entity_type,
-                                       const char *entity_id,
-                                       wsync_sync_status_list **out);
+WSYNC_API int wsync_client_get_all_sync_statuses(wsync_client *client, const char *entity_type,
+                                                 const char *entity_id,
+                                                 wsync_sync_status_list **out);
 
 /* Free a status from wsync_client_get_sync_status().  NULL is ignored. */
-void wsync_sync_status_free(wsync_sync_status *status);
+WSYNC_API void wsync_sync_status_free(wsync_sync_status *status);
 /* Free a list and all its items.  NULL is ignored. */
-void wsync_sync_status_list_free(wsync_sync_status_list *list);
+WSYNC_API void wsync_sync_status_list_free(wsync_sync_status_list *list);
 
 /*
  * Re-queue one permanently failed entry (queue_id): a fresh entry is
@@ -220,18 +229,18 @@ void wsync_sync_status_list_free(wsync_sync_status_list *list);
  * WSYNC_CLIENT_ENOTFOUND: no such entry; WSYNC_CLIENT_ESTATE: it is still
  * pending or it succeeded.
  */
-int wsync_client_retry(wsync_client *client, const char *queue_id, int *written);
+WSYNC_API int wsync_client_retry(wsync_client *client, const char *queue_id, int *written);
 
 /*
  * Re-queue every current permanent failure of a user on a provider (after
  * the user reconnected).  Failures already superseded by a newer entry, and
  * record_not_found ones, are skipped.  *written as above.
  */
-int wsync_client_retry_failed(wsync_client *client, const char *user_id,
-                              const char *provider, int *written);
+WSYNC_API int wsync_client_retry_failed(wsync_client *client, const char *user_id,
+                                        const char *provider, int *written);
 
 /* 1 if s is a UUID in canonical 8-4-4-4-12 hex form, else 0. */
-int wsync_uuid_valid(const char *s);
+WSYNC_API int wsync_uuid_valid(const char *s);
 
 #ifdef __cplusplus
 }

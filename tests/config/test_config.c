@@ -2,7 +2,7 @@
  * line, key and what was expected. */
 #include "testlib.h"
 
-#include "config.h"
+#include "common/config.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>

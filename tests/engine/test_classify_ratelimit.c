@@ -2,8 +2,8 @@
  * test_classify_ratelimit.c -- the classification table of DESIGN section 5
  * and the rate limiter with an injected clock.  No database.
  */
-#include "classify.h"
-#include "ratelimit.h"
+#include "host/classify.h"
+#include "host/ratelimit.h"
 #include "testlib.h"
 
 #include "wsync/plugin.h"

@@ -13,7 +13,7 @@
  * Also linked into a plain replay driver (fuzz_replay.c) so that builds
  * without libFuzzer (gcc) still run the seed corpus through these checks.
  */
-#include "workout_parse.h"
+#include "common/workout_parse.h"
 
 #include <math.h>
 #include <stdio.h>

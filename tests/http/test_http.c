@@ -3,7 +3,7 @@
  * scripted mock server (plain HTTP, fault injection) and `openssl s_server`
  * (TLS verification).
  */
-#include "http.h"
+#include "host/http.h"
 #include "mock_server.h"
 #include "testlib.h"
 

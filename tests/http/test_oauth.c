@@ -3,7 +3,7 @@
  * tests/pg_harness.sh) and a scripted token endpoint on 127.0.0.1.
  */
 #include "mock_server.h"
-#include "oauth.h"
+#include "host/oauth.h"
 #include "testlib.h"
 
 #include <curl/curl.h>

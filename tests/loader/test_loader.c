@@ -2,9 +2,9 @@
  * refusal names the file and the reason, and the others still load. */
 #include "testlib.h"
 
-#include "config.h"
-#include "host.h"
-#include "plugin_loader.h"
+#include "common/config.h"
+#include "host/host.h"
+#include "host/plugin_loader.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>

@@ -12,7 +12,7 @@
  *
  *   tests/pg_harness.sh test_ratelimit_db
  */
-#include "ratelimit.h"
+#include "host/ratelimit.h"
 #include "testlib.h"
 
 #include <pthread.h>

@@ -8,7 +8,7 @@
  */
 #include "testlib.h"
 
-#include "workout_parse.h"
+#include "common/workout_parse.h"
 
 #include <json-c/json.h>
 #include <math.h>

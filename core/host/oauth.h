@@ -10,7 +10,7 @@
 #ifndef WSYNC_OAUTH_H
 #define WSYNC_OAUTH_H
 
-#include "config.h"
+#include "common/config.h"
 #include "http.h"
 
 #include <libpq-fe.h>

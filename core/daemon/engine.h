@@ -9,7 +9,7 @@
 #ifndef WSYNC_ENGINE_H
 #define WSYNC_ENGINE_H
 
-#include "config.h"
+#include "common/config.h"
 
 typedef struct wsync_engine wsync_engine;
 

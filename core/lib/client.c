@@ -5,7 +5,7 @@
  */
 #include "wsync/client.h"
 
-#include "status.h"
+#include "report.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>

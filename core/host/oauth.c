@@ -20,7 +20,7 @@
  */
 #include "oauth.h"
 
-#include "log.h"
+#include "common/log.h"
 
 #include <json-c/json.h>
 #include <limits.h>

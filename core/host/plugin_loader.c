@@ -8,7 +8,7 @@
  */
 #include "plugin_loader.h"
 
-#include "log.h"
+#include "common/log.h"
 
 #include <dlfcn.h>
 #include <errno.h>

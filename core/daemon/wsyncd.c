@@ -1,11 +1,11 @@
 /*
  * wsyncd -- drains workout_sync_queue through the provider plugins.
  */
-#include "config.h"
+#include "common/config.h"
 #include "engine.h"
-#include "host.h"
-#include "log.h"
-#include "plugin_loader.h"
+#include "host/host.h"
+#include "common/log.h"
+#include "host/plugin_loader.h"
 
 #include <curl/curl.h>
 #include <getopt.h>

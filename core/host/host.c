@@ -5,7 +5,7 @@
  */
 #include "host.h"
 
-#include "log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -1,9 +1,9 @@
 #include "dispatch.h"
 
-#include "classify.h"
-#include "host.h"
-#include "log.h"
-#include "workout_parse.h"
+#include "host/classify.h"
+#include "host/host.h"
+#include "common/log.h"
+#include "common/workout_parse.h"
 
 #include <stdlib.h>
 #include <string.h>

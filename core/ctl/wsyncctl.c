@@ -9,11 +9,12 @@
  * or configuration error; argument syntax is checked before connecting, so a
  * bad argument is reported as such even when the database is down.
  */
-#include "config.h"
+#include "common/config.h"
 #include "ctl.h"
-#include "ctl_parse_workout.h"
+#include "parse_workout.h"
 #include "migrate.h"
-#include "status.h"
+#include "lib/report.h"
+#include "out.h"
 #include "wsync/client.h"
 
 #include <ctype.h>

@@ -2,8 +2,8 @@
  * ctl_plugins.c -- `wsyncctl plugins`: every configured instance with its
  * file, plugin version, ABI version and state.
  */
-#include "host.h"
-#include "plugin_loader.h"
+#include "host/host.h"
+#include "host/plugin_loader.h"
 
 #include <json-c/json.h>
 #include <stdio.h>

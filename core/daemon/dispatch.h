@@ -11,11 +11,11 @@
 #ifndef WSYNC_DISPATCH_H
 #define WSYNC_DISPATCH_H
 
-#include "config.h"
-#include "http.h"
-#include "plugin_loader.h"
+#include "common/config.h"
+#include "host/http.h"
+#include "host/plugin_loader.h"
 #include "queue.h"
-#include "ratelimit.h"
+#include "host/ratelimit.h"
 
 #include <libpq-fe.h>
 

@@ -14,7 +14,7 @@
 #ifndef WSYNC_RATELIMIT_H
 #define WSYNC_RATELIMIT_H
 
-#include "config.h"
+#include "common/config.h"
 
 #include <stdint.h>
 

@@ -8,7 +8,7 @@
 #ifndef WSYNC_QUEUE_H
 #define WSYNC_QUEUE_H
 
-#include "classify.h"
+#include "host/classify.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>

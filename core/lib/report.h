@@ -1,17 +1,17 @@
 /*
- * status.h -- the report queries behind `wsyncctl status|queue|errors|failed|
- * success-rate|prune` and the client status API, and the output helpers that
- * print any query result as an aligned table, as records, or as JSON.
+ * report.h -- the report queries behind `wsyncctl status|queue|errors|failed|
+ * success-rate|prune` and the client status API.  Internal to libwsync's
+ * static archive: wsyncctl links them, libwsync.so does not export them.
  *
  * Every report returns the PGresult of one query (never NULL unless out of
  * memory; check PQresultStatus); the caller PQclear()s it.  Timestamps come
  * back as ISO-8601 UTC text ("2026-11-28T17:00:00Z").
  */
-#ifndef WSYNC_STATUS_H
-#define WSYNC_STATUS_H
+#ifndef WSYNC_LIB_REPORT_H
+#define WSYNC_LIB_REPORT_H
 
 #include <libpq-fe.h>
-#include <stdio.h>
+#include <stddef.h>
 
 /* wsync_sync_status() rows (provider NULL = every registered provider):
  * provider, state, synced, pending, failed, enabled, error_type,
@@ -42,18 +42,5 @@ PGresult *wsync_report_success_rate(PGconn *db, long since_s);
  * message in err.  *batches (may be NULL) = statements run. */
 long long wsync_prune(PGconn *db, long older_s, long batch, long *batches, char *err,
                       size_t errlen);
-
-/* ---- output ---------------------------------------------------------------- */
-
-typedef enum wsync_out_mode {
-	WSYNC_OUT_TABLE,    /* aligned columns, a header, "(N rows)" */
-	WSYNC_OUT_RECORDS,  /* one "column  value" block per row */
-	WSYNC_OUT_JSON      /* a JSON array of objects */
-} wsync_out_mode;
-
-/* Print every row of a PGRES_TUPLES_OK result.  In JSON, booleans, integers
- * and numerics become JSON booleans and numbers, SQL NULL becomes null,
- * everything else a string.  Returns 0, or -1 when out of memory. */
-int wsync_out_rows(FILE *f, const PGresult *r, wsync_out_mode mode);
 
 #endif

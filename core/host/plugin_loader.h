@@ -9,7 +9,7 @@
 #ifndef WSYNC_PLUGIN_LOADER_H
 #define WSYNC_PLUGIN_LOADER_H
 
-#include "config.h"
+#include "common/config.h"
 #include "wsync/plugin.h"
 
 #include <pthread.h>

@@ -3,9 +3,9 @@
  * workout text, so that a coach or an operator can check a text (or see
  * why a queue entry failed with invalid_workout) without a database.
  */
-#include "ctl_parse_workout.h"
+#include "parse_workout.h"
 
-#include "workout_parse.h"
+#include "common/workout_parse.h"
 
 #include <errno.h>
 #include <json-c/json.h>

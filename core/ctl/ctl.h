@@ -10,7 +10,7 @@
 #ifndef WSYNC_CTL_H
 #define WSYNC_CTL_H
 
-#include "config.h"
+#include "common/config.h"
 
 enum {
 	WSYNC_EXIT_OK = 0,       /* done */

@@ -9,14 +9,14 @@
  */
 #include "wsync/testhost.h"
 
-#include "classify.h"
-#include "config.h"
-#include "host.h"
-#include "http.h"
-#include "log.h"
-#include "oauth.h"
-#include "plugin_loader.h"
-#include "workout_parse.h"
+#include "host/classify.h"
+#include "common/config.h"
+#include "host/host.h"
+#include "host/http.h"
+#include "common/log.h"
+#include "host/oauth.h"
+#include "host/plugin_loader.h"
+#include "common/workout_parse.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 #include "engine.h"
 
-#include "classify.h"
+#include "host/classify.h"
 #include "dispatch.h"
-#include "host.h"
-#include "log.h"
-#include "plugin_loader.h"
+#include "host/host.h"
+#include "common/log.h"
+#include "host/plugin_loader.h"
 #include "queue.h"
 
 #include <errno.h>
