@@ -99,11 +99,14 @@ rm -rf "$tmp/src/build"
   { cat "$tmp/tpsetup.log" "$tmp/tpbuild.log" >&2 2>/dev/null; fail "stand-alone meson build"; }
 built="$tmp/tpbuild/trainingpeaks.so"
 [ -f "$built" ] || fail "no trainingpeaks.so from the stand-alone build"
-grep -q -- "-I$tmp/d" "$tmp/tpbuild/compile_commands.json" ||
-  fail "the stand-alone build did not use the installed headers"
-src_root=$(cd "$tp_src/../.." && pwd)
-! grep -q -- "$src_root" "$tmp/tpbuild/compile_commands.json" ||
-  fail "the stand-alone build reached into the source tree $src_root"
+# Resolved include directories, compared by path component: a checkout at
+# /src must not match the copy under $tmp/src (tests/sdk/include_dirs.py).
+include_dirs="$tp_src/../../tests/sdk/include_dirs.py"
+rc=0; python3 "$include_dirs" "$tmp/tpbuild/compile_commands.json" "$tmp/d" >/dev/null || rc=$?
+[ "$rc" = 0 ] || fail "the stand-alone build did not use the installed headers (include_dirs.py: $rc)"
+src_root=$(cd "$tp_src/../.." && pwd -P)
+rc=0; reached=$(python3 "$include_dirs" "$tmp/tpbuild/compile_commands.json" "$src_root") || rc=$?
+[ "$rc" = 1 ] || fail "the stand-alone build reached into the source tree $src_root: $reached (include_dirs.py: $rc)"
 # The guide's one-line form.
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -shared -fPIC -fvisibility=hidden \
    $(pkg-config --cflags wsync-plugin json-c) "$tmp/src/trainingpeaks.c" \
