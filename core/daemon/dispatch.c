@@ -160,6 +160,8 @@ static void base_request(wsync_request *req, const wsync_entry *e, loaded *l,
 	req->scheduled_provider_id = l->sched_link;
 	req->attempt = e->attempts;
 	req->now = (int64_t)time(NULL);
+	req->reconcile = e->reconcile;
+	req->external_key = e->entity_id;
 }
 
 /* Everything that creates or changes a workout on a provider holds this
@@ -187,6 +189,9 @@ static int32_t ensure_workout_linked(wsync_worker *w, wsync_plugin_instance *ins
 	if (!l->workout_link) {
 		base_request(&req, e, l, WSYNC_OP_CREATE);
 		req.scheduled = NULL;
+		req.external_key = l->sched.workout_id;
+		/* The workout's own entries carry its intent; a crash here is
+		 * covered by the schedule's intent, so look the workout up too. */
 		st = call_op(inst, call, inst->desc->sync_workout, &req);
 		if (st == WSYNC_OK && call->provider_id) {
 			l->workout_link = strdup(call->provider_id);

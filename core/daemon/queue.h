@@ -21,7 +21,9 @@ typedef struct wsync_entry {
 	char operation[8];
 	char provider[64];
 	int retry_count;
-	int attempts;                /* including this claim */
+	int attempts;                /* calls started before this claim */
+	int reconcile;               /* an earlier call may have reached the
+	                                provider (its intent is recorded) */
 	char lease_token[24];
 	char *provider_entity_id;    /* captured for deletes; malloc'ed or NULL */
 } wsync_entry;
@@ -34,14 +36,25 @@ int wsync_queue_claim(PGconn *db, const char *worker, const char *const *provide
                       wsync_entry **out);
 void wsync_entries_free(wsync_entry *e, int n);
 
-/* Record the outcome (inside the caller's transaction if one is open).
- * Returns 1 when the lease was still ours, 0 when it was lost, -1 on error. */
+/* Record the outcome (inside the caller's transaction if one is open).  A
+ * success clears the intent.  Returns 1 when the lease was still ours, 0
+ * when it was lost, -1 on error. */
 int wsync_queue_complete(PGconn *db, const wsync_entry *e, const wsync_outcome *o,
                          const char *message);
 
-/* Give a claimed entry back untouched (shutdown, plugin gone): claimable at
- * once, attempt not counted. */
+/* Give a claimed entry back untouched (shutdown, plugin gone, its call never
+ * started): claimable at once. */
 int wsync_queue_release(PGconn *db, const wsync_entry *e);
+
+/* Durably record that the entry's provider call is starting (its intent) and
+ * count the attempt.  Returns 1, 0 when the lease was lost (do not call), or
+ * -1 on a database error (do not call either). */
+int wsync_queue_call_start(PGconn *db, const wsync_entry *e);
+
+/* Heartbeat: push the leases of the entries this process holds forward by
+ * lease_seconds.  Returns how many were still ours, or -1 on error. */
+int wsync_queue_extend_leases(PGconn *db, const wsync_entry *const *es, size_t n,
+                              int lease_seconds);
 
 /* Seconds until the earliest pending entry is due (0 if one is due now),
  * or -1 when nothing is pending or on error. */

@@ -51,7 +51,7 @@ struct pg_conn; /* libpq's PGconn */
 
 /* Marks what libwsync.so exports.  The library is built with
  * -fvisibility=hidden, so a function without this mark stays private:
- * tests/lib/abi_exports.sh fails when the exports and this header differ. */
+ * tests/lib/test_exports.sh fails when the exports and this header differ. */
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define WSYNC_API __attribute__((visibility("default")))
 #else

@@ -79,7 +79,7 @@ extern "C" {
 
 #define WSYNC_PLUGIN_MAGIC 0x57535943u /* "WSYC" */
 #define WSYNC_PLUGIN_ABI_MAJOR 1
-#define WSYNC_PLUGIN_ABI_MINOR 0
+#define WSYNC_PLUGIN_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define WSYNC_EXPORT __attribute__((visibility("default")))
@@ -216,6 +216,19 @@ typedef struct wsync_scheduled_entity {
  * operation is WSYNC_OP_CREATE when this entity has no link on this provider
  * yet, WSYNC_OP_UPDATE when it has one (the host turns a create for something
  * already linked into an update), WSYNC_OP_DELETE for deletes.
+ *
+ * EXACTLY ONCE (ABI 1.1).  Before every operation the host durably records
+ * that the call is starting (the entry's intent).  When the process dies, the
+ * database goes away or the answer is ambiguous (a timeout, a reset, a 5xx, a
+ * 2xx without a usable id) after that point, the provider may or may not hold
+ * the object.  The next attempt then arrives with `reconcile` set: a CREATE
+ * must first look the object up by `external_key` (the key it sent when
+ * creating: Wahoo's plan[external_id], workout[workout_token]) and adopt it
+ * with set_provider_id() when found, creating only when the provider
+ * certainly has none.  A provider with no documented lookup says so in its
+ * README; its exposure is limited to the one call that was in flight.
+ * Never rely on the provider rejecting a duplicate.  Test for the members
+ * with WSYNC_HAS(req, reconcile): a 1.0 host does not pass them.
  */
 typedef struct wsync_request {
 	uint32_t struct_size;
@@ -234,6 +247,15 @@ typedef struct wsync_request {
 	int32_t attempt;                   /* 1 for the first attempt */
 	int32_t reserved0;
 	int64_t now;                       /* unix seconds when the call began */
+	/* ABI 1.1 */
+	int32_t reconcile;                 /* non-zero: an earlier attempt of this
+	                                      entry may have reached the provider;
+	                                      look up by external_key before a
+	                                      create (see EXACTLY ONCE above) */
+	int32_t reserved1;
+	const char *external_key;          /* stable key of the entity across
+	                                      attempts and entries: the workout's
+	                                      or scheduled workout's id (a UUID) */
 } wsync_request;
 
 /* ---------------------------------------------------------------------------
@@ -394,7 +416,8 @@ _Static_assert(sizeof(wsync_config_key) == 40, "ABI v1 layout");
 _Static_assert(sizeof(wsync_workout_entity) == 72, "ABI v1 layout");
 _Static_assert(sizeof(wsync_scheduled_entity) == 48, "ABI v1 layout");
 _Static_assert(offsetof(wsync_request, now) == 80, "ABI v1 layout");
-_Static_assert(sizeof(wsync_request) == 88, "ABI v1 layout");
+_Static_assert(offsetof(wsync_request, reconcile) == 88, "ABI v1.1 layout");
+_Static_assert(sizeof(wsync_request) == 104, "ABI v1.1 layout");
 _Static_assert(sizeof(wsync_http_header) == 16, "ABI v1 layout");
 _Static_assert(sizeof(wsync_http_request) == 64, "ABI v1 layout");
 _Static_assert(sizeof(wsync_http_response) == 32, "ABI v1 layout");

@@ -7,7 +7,7 @@
 #     with the three-line meson.build, exporting only wsync_plugin_v1 and
 #     needing nothing of wsync's;
 #   - each .so, dropped into the installed plugin directory with its INI in
-#     conf.d, passes `wsyncd --check` ("example ... ok ... ABI 1.0");
+#     conf.d, passes `wsyncd --check` ("example ... ok ... ABI <plugin.h version>");
 #   - unsanitized builds only: a test program built against the installed
 #     test host runs the example.
 # Out-of-tree builds use the system cc without sanitizers.
@@ -116,8 +116,8 @@ for so in "$tmp/cc/example.so" "$tmp/meson/build/example.so"; do
 	if "$wsyncd" -c "$tmp/wsyncd.ini" --check >"$tmp/check.log" 2>&1; then
 		line=$(grep -E '^  example +ok ' "$tmp/check.log" || true)
 		case $line in
-		*"plugin example 1.0.0"*"ABI 1.0"*) ok "wsyncd --check: $line" ;;
-		*) cat "$tmp/check.log"; fail "$how: wsyncd --check shows no 'example ok ... ABI 1.0'" ;;
+		*"plugin example 1.0.0"*"ABI $hdr_major.$hdr_minor"*) ok "wsyncd --check: $line" ;;
+		*) cat "$tmp/check.log"; fail "$how: wsyncd --check shows no 'example ok ... ABI $hdr_major.$hdr_minor'" ;;
 		esac
 	else
 		cat "$tmp/check.log"

@@ -27,8 +27,8 @@ static void example_loads(const char *so)
 	d = wsync_testhost_plugin(th);
 	CHECK_STR(d->name, "example");
 	CHECK_STR(d->version, "1.0.0");
-	CHECK_INT(d->abi_major, 1);
-	CHECK_INT(d->abi_minor, 0);
+	CHECK_INT(d->abi_major, WSYNC_PLUGIN_ABI_MAJOR);
+	CHECK_INT(d->abi_minor, WSYNC_PLUGIN_ABI_MINOR);
 	CHECK_STR(wsync_testhost_config(th, "example", "id_prefix"), "ex-");
 	CHECK_INT(wsync_testhost_log_count(th), 0);
 	CHECK_INT(wsync_testhost_result(th)->status, 0);
