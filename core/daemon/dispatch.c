@@ -73,16 +73,21 @@ static int load_scheduled(PGconn *db, const char *id, loaded *l)
 	return load_workout(db, l->sched.workout_id, l);
 }
 
-/* The stored provider id, malloc'ed, or NULL. */
-static char *load_link(PGconn *db, const char *provider, const char *type, const char *id)
+/* *out = the stored provider id (malloc'ed) or NULL when there is none.
+ * Returns 0, or -1 when the database could not say: a failed read must
+ * never look like "not linked", which would create a duplicate. */
+static int load_link(PGconn *db, const char *provider, const char *type, const char *id,
+                     char **out)
 {
 	const char *p[3] = {provider, type, id};
 	PGresult *r = query(db, "SELECT provider_entity_id FROM workout_sync_links"
 	                        " WHERE provider = $1 AND entity_type = $2 AND entity_id = $3",
 	                    3, p);
-	char *s = r && PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+	int ok = r != NULL;
+	free(*out);
+	*out = ok && PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
 	PQclear(r);
-	return s;
+	return ok ? 0 : -1;
 }
 
 static void loaded_free(loaded *l)
@@ -158,7 +163,7 @@ static void base_request(wsync_request *req, const wsync_entry *e, loaded *l,
 	req->scheduled = l->sched_row ? &l->sched : NULL;
 	req->workout_provider_id = l->workout_link;
 	req->scheduled_provider_id = l->sched_link;
-	req->attempt = e->attempts;
+	req->attempt = e->attempts + 1; /* calls started before, plus this one */
 	req->now = (int64_t)time(NULL);
 	req->reconcile = e->reconcile;
 	req->external_key = e->entity_id;
@@ -184,9 +189,9 @@ static int32_t ensure_workout_linked(wsync_worker *w, wsync_plugin_instance *ins
 	wsync_request req;
 	int32_t st;
 	workout_lock(w->db, e->provider, l->sched.workout_id, 1);
-	free(l->workout_link);
-	l->workout_link = load_link(w->db, e->provider, "workout", l->sched.workout_id);
-	if (!l->workout_link) {
+	if (load_link(w->db, e->provider, "workout", l->sched.workout_id, &l->workout_link) < 0) {
+		fail(res, WSYNC_E_UNEXPECTED, PQerrorMessage(w->db));
+	} else if (!l->workout_link) {
 		base_request(&req, e, l, WSYNC_OP_CREATE);
 		req.scheduled = NULL;
 		req.external_key = l->sched.workout_id;
@@ -232,14 +237,18 @@ static int32_t prepare(wsync_worker *w, const wsync_entry *e, loaded *l,
 	if (!is_delete(e)) {
 		found = is_workout(e) ? load_workout(w->db, e->entity_id, l)
 		                      : load_scheduled(w->db, e->entity_id, l);
-		if (found < 0)
+		if (found < 0) {
+			res->db_lost = PQstatus(w->db) != CONNECTION_OK;
 			return fail(res, WSYNC_E_UNEXPECTED, PQerrorMessage(w->db));
+		}
 		if (found == 0)
 			return fail(res, WSYNC_E_RECORD_GONE, is_workout(e)
 			            ? "workout no longer exists" : "scheduled workout (or its workout) no longer exists");
 	}
-	if (wsync_token_load(w->db, e->user_id, e->provider, &l->token, err, sizeof err) < 0)
+	if (wsync_token_load(w->db, e->user_id, e->provider, &l->token, err, sizeof err) < 0) {
+		res->db_lost = PQstatus(w->db) != CONNECTION_OK;
 		return fail(res, WSYNC_E_UNEXPECTED, err);
+	}
 	if (!l->token.found || !l->token.access_token)
 		return fail(res, WSYNC_E_AUTH, "the user has no connected account on this provider");
 	if (l->token.needs_reconnect)
@@ -250,11 +259,14 @@ static int32_t prepare(wsync_worker *w, const wsync_entry *e, loaded *l,
 		return fail(res, WSYNC_E_INVALID_WORKOUT, perr.message);
 	l->workout.structure = l->structure;
 	/* A delete of a scheduled workout needs only its own link. */
-	if (is_workout(e) || l->sched_row)
-		l->workout_link = load_link(w->db, e->provider, "workout",
-		                            is_workout(e) ? e->entity_id : l->sched.workout_id);
-	if (!is_workout(e))
-		l->sched_link = load_link(w->db, e->provider, "workout_scheduled", e->entity_id);
+	if (((is_workout(e) || l->sched_row) &&
+	     load_link(w->db, e->provider, "workout",
+	               is_workout(e) ? e->entity_id : l->sched.workout_id, &l->workout_link) < 0) ||
+	    (!is_workout(e) &&
+	     load_link(w->db, e->provider, "workout_scheduled", e->entity_id, &l->sched_link) < 0)) {
+		res->db_lost = PQstatus(w->db) != CONNECTION_OK;
+		return fail(res, WSYNC_E_UNEXPECTED, PQerrorMessage(w->db));
+	}
 	/* A delete uses the id captured at enqueue when the link is gone. */
 	if (is_delete(e) && e->provider_entity_id) {
 		char **own = is_workout(e) ? &l->workout_link : &l->sched_link;
@@ -313,6 +325,23 @@ static void run(wsync_plugin_instance *inst, wsync_call *call,
 	snprintf(res->message, sizeof res->message, "%s", call->message);
 }
 
+/* Record the intent before the first plugin call of this entry (see
+ * migrations/0005_exactly_once.sql).  Without it no call is made. */
+static int32_t start_calls(wsync_worker *w, const wsync_entry *e, wsync_dispatch_result *res)
+{
+	int rc = wsync_queue_call_start(w->db, e);
+	if (rc == 1) {
+		res->started = 1;
+		return WSYNC_OK;
+	}
+	if (rc < 0) {
+		res->db_lost = 1;
+		return fail(res, WSYNC_E_UNEXPECTED, PQerrorMessage(w->db));
+	}
+	res->db_lost = 1; /* lease lost: someone else has it; write nothing */
+	return fail(res, WSYNC_E_UNEXPECTED, "lease lost before the call started");
+}
+
 void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_entry *e,
                     wsync_dispatch_result *res)
 {
@@ -328,7 +357,7 @@ void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_en
 	/* prepare() reads the links, so it runs under the workout's lock. */
 	if (is_workout(e))
 		workout_lock(w->db, e->provider, e->entity_id, 1);
-	if (prepare(w, e, &l, res) == WSYNC_OK) {
+	if (prepare(w, e, &l, res) == WSYNC_OK && start_calls(w, e, res) == WSYNC_OK) {
 		call.token = &l.token;
 		if (!is_workout(e) && !is_delete(e))
 			ensure_workout_linked(w, inst, &call, e, &l, res);

@@ -39,6 +39,11 @@ typedef struct wsync_dispatch_result {
 	int relinked;                  /* a vanished workout was created again:
 	                                  its schedules must follow the new id */
 	char *provider_id;             /* LINK_SET: malloc'ed */
+	int started;                   /* the intent was recorded: a plugin call
+	                                  may have reached the provider, so the
+	                                  outcome must be written, never dropped */
+	int db_lost;                   /* the database failed before the call
+	                                  started: give the entry back */
 } wsync_dispatch_result;
 
 void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst,

@@ -36,9 +36,33 @@ struct wsync_engine {
 	atomic_int stopping;
 	atomic_int reload_requested;
 	atomic_int db_failed;           /* once: a worker never reached the DB */
+	atomic_int workers_done;        /* the heartbeat thread may stop */
 	int once;
 	int pipe_fd[2];                 /* self-pipe from signal handlers */
+	/* What each worker holds (claimed, in flight, or an outcome not yet
+	 * written), for the heartbeat thread, which keeps those leases alive. */
+	pthread_mutex_t held_lock;
+	const wsync_entry **held;       /* workers * HELD_PER_WORKER slots */
+	size_t held_per_worker;
+	size_t n_workers;               /* fixed at start (reload keeps it) */
+	unsigned nonce;                 /* tells this process's worker names apart */
 };
+
+/* The entries a worker holds: its claimed batch plus one held outcome. */
+static void held_set(wsync_engine *e, int worker, const wsync_entry *batch, int n,
+                     const wsync_entry *extra)
+{
+	const wsync_entry **slot = e->held + (size_t)worker * e->held_per_worker;
+	size_t k = 0;
+	pthread_mutex_lock(&e->held_lock);
+	for (int i = 0; i < n && k + 1 < e->held_per_worker; i++)
+		slot[k++] = &batch[i];
+	if (extra)
+		slot[k++] = extra;
+	while (k < e->held_per_worker)
+		slot[k++] = NULL;
+	pthread_mutex_unlock(&e->held_lock);
+}
 
 void wsync_engine_request_stop(wsync_engine *e)
 {
@@ -91,24 +115,29 @@ static const char *first_line(const char *msg, char *buf, size_t len)
 	return buf;
 }
 
-/* Connect, retrying with backoff (1, 2, 4 .. 30 s) unless running once. */
+/* Connect, retrying every second unless running once: work (and outcomes
+ * held in memory) must resume within seconds of the database coming back.
+ * A long outage is logged once a minute, not every second. */
 static PGconn *connect_db(wsync_engine *e, const char *who)
 {
-	int delay = 1;
-	while (!atomic_load(&e->stopping)) {
+	for (int tries = 0; !atomic_load(&e->stopping); tries++) {
 		PGconn *c = PQconnectdb(e->cfg->conninfo);
 		char line[512];
-		if (PQstatus(c) == CONNECTION_OK)
+		if (PQstatus(c) == CONNECTION_OK) {
+			if (tries)
+				wsync_info("%s: connected to the database again", who);
 			return c;
-		wsync_error("%s: cannot connect to the database: %s", who,
-		            first_line(PQerrorMessage(c), line, sizeof line));
+		}
+		if (tries % 60 == 0)
+			wsync_error("%s: cannot connect to the database: %s%s", who,
+			            first_line(PQerrorMessage(c), line, sizeof line),
+			            e->once ? "" : "; retrying every second");
 		PQfinish(c);
 		if (e->once) {
 			atomic_store(&e->db_failed, 1);
 			return NULL;
 		}
-		sleep_s(e, delay);
-		delay = delay < 16 ? delay * 2 : 30;
+		sleep_s(e, 1);
 	}
 	return NULL;
 }
@@ -187,9 +216,72 @@ static int record(wsync_worker *w, const wsync_entry *en, const wsync_dispatch_r
 	return 0;
 }
 
-/* Returns 1 succeeded, 0 failed or deferred, -1 database trouble. */
-static int process(wsync_engine *e, wsync_worker *w, const wsync_entry *en)
+/* An outcome whose write failed (the database went away) after its call
+ * started: the provider may hold the object, so the outcome is kept in
+ * memory, its lease kept alive, and written once the database is back.
+ * Dropping it would make the next attempt create the object again. */
+typedef struct held_outcome {
+	int active;
+	wsync_entry entry;             /* copy; owns provider_entity_id */
+	wsync_dispatch_result res;     /* owns provider_id */
+	wsync_outcome o;
+} held_outcome;
+
+typedef struct worker_state {
+	wsync_engine *e;
+	int index;
+	wsync_worker w;
+	held_outcome held;
+} worker_state;
+
+static void hold(worker_state *ws, const wsync_entry *en, const wsync_dispatch_result *res,
+                 const wsync_outcome *o)
 {
+	ws->held = (held_outcome){1, *en, *res, *o};
+	ws->held.entry.provider_entity_id =
+		en->provider_entity_id ? strdup(en->provider_entity_id) : NULL;
+	held_set(ws->e, ws->index, NULL, 0, &ws->held.entry);
+	wsync_warn("entry %s (%s %s %s %s): the database went away after the provider call; "
+	           "keeping its outcome (%s%s%s) to write when it is back", en->id, en->provider,
+	           en->entity_type, en->entity_id, en->operation,
+	           o->error_type ? o->error_type : "success", res->provider_id ? ", provider id " : "",
+	           res->provider_id ? res->provider_id : "");
+}
+
+static void held_clear(worker_state *ws)
+{
+	free(ws->held.entry.provider_entity_id);
+	free(ws->held.res.provider_id);
+	memset(&ws->held, 0, sizeof ws->held);
+	held_set(ws->e, ws->index, NULL, 0, NULL);
+}
+
+/* Write the held outcome.  Returns 0 when written (or when the lease went to
+ * a newer claim, which reconciles), -1 while the database is still away. */
+static int flush_held(worker_state *ws)
+{
+	held_outcome *h = &ws->held;
+	if (!h->active)
+		return 0;
+	if (record(&ws->w, &h->entry, &h->res, &h->o) < 0)
+		return -1;
+	wsync_info("entry %s: outcome written after the database came back", h->entry.id);
+	held_clear(ws);
+	return 0;
+}
+
+/* A worker died inside this entry's plugin call this many times. */
+static int crashed_calls(const wsync_entry *en)
+{
+	return en->attempts - en->retry_count;
+}
+
+/* Returns 1 succeeded, 0 failed or deferred, -1 database trouble (the
+ * outcome of a started call is then held in ws->held). */
+static int process(worker_state *ws, const wsync_entry *en)
+{
+	wsync_engine *e = ws->e;
+	wsync_worker *w = &ws->w;
 	wsync_plugin_instance *inst = wsync_registry_find(w->registry, en->provider);
 	wsync_dispatch_result res;
 	wsync_outcome o;
@@ -200,21 +292,29 @@ static int process(wsync_engine *e, wsync_worker *w, const wsync_entry *en)
 		return 0;
 	}
 	memset(&res, 0, sizeof res);
-	if (en->attempts - 1 - en->retry_count >= MAX_ABANDONED_CLAIMS) {
+	if (crashed_calls(en) >= MAX_ABANDONED_CLAIMS) {
 		res.status = WSYNC_E_UNEXPECTED;
-		snprintf(res.message, sizeof res.message, "abandoned: claimed %d times without "
-		         "completing (a worker died or its lease expired while processing it)",
-		         en->attempts - 1 - en->retry_count);
+		snprintf(res.message, sizeof res.message, "abandoned: %d calls of plugin %s "
+		         "(provider %s, %s %s) started and never returned: the process died "
+		         "inside the plugin", crashed_calls(en), inst->desc->name, en->provider,
+		         en->operation, en->entity_type);
 		o = (wsync_outcome){1, "unexpected_error", 0, en->retry_count, 1};
 	} else {
-		wsync_info("Processing %s %s %s %s (attempt %d)", en->provider, en->entity_type,
-		           en->entity_id, en->operation, en->attempts);
+		wsync_info("Processing %s %s %s %s (attempt %d%s)", en->provider, en->entity_type,
+		           en->entity_id, en->operation, en->attempts + 1,
+		           en->reconcile ? ", reconciling first" : "");
 		wsync_dispatch(w, inst, en, &res);
+		if (res.db_lost && !res.started)
+			return -1; /* nothing reached the provider: given back later */
 		o = wsync_classify(res.status, en->retry_count, e->cfg->max_retries,
 		                   e->cfg->backoff_s, e->cfg->n_backoff, res.retry_after_s, jitter());
 	}
 	log_outcome(en, &res, &o, e->cfg->max_retries);
 	rc = record(w, en, &res, &o);
+	if (rc < 0 && res.started) {
+		hold(ws, en, &res, &o); /* takes res.provider_id */
+		return -1;
+	}
 	free(res.provider_id);
 	if (rc < 0)
 		return -1;
@@ -232,89 +332,145 @@ static size_t provider_names(wsync_registry *r, const char **names, size_t max)
 	return n;
 }
 
-/* Claim and run one batch.  Returns the number claimed, -1 on DB trouble;
- * then `started` names the entry whose processing had begun (its plugin
- * call may have reached the provider) when the database went away. */
-static int drain_batch(wsync_engine *e, wsync_worker *w, char *started, size_t len)
+/* "{id,...}" of every entry this process holds, for the claim to skip;
+ * malloc'ed (NULL when out of memory: the claim then skips nothing, and
+ * the leases, still valid in the common case, protect the entries). */
+static char *held_ids(wsync_engine *e)
 {
+	size_t total = e->n_workers * e->held_per_worker, len = 3, off = 0;
+	char *s;
+	pthread_mutex_lock(&e->held_lock);
+	for (size_t i = 0; i < total; i++)
+		if (e->held[i])
+			len += strlen(e->held[i]->id) + 1;
+	if ((s = malloc(len))) {
+		s[off++] = '{';
+		for (size_t i = 0; i < total; i++)
+			if (e->held[i])
+				off += (size_t)snprintf(s + off, len - off, "%s%s", off > 1 ? "," : "",
+				                        e->held[i]->id);
+		s[off++] = '}';
+		s[off] = 0;
+	}
+	pthread_mutex_unlock(&e->held_lock);
+	return s;
+}
+
+/* Claim and run one batch.  Returns the number claimed, -1 on DB trouble. */
+static int drain_batch(worker_state *ws)
+{
+	wsync_engine *e = ws->e;
+	wsync_worker *w = &ws->w;
 	const char *names[256];
 	size_t np = provider_names(w->registry, names, 256);
 	int per_worker = e->cfg->batch_size / e->cfg->workers;
 	wsync_entry *batch;
-	int n, ok = 0, failed = 0, i;
+	char *held;
+	int n, ok = 0, failed = 0, i, rc = 0;
 
 	if (np == 0)
 		return 0;
-	n = wsync_queue_claim(w->db, w->name, names, np, per_worker > 0 ? per_worker : 1,
-	                      e->cfg->lease_seconds, &batch);
+	/* A reload may raise batch_size: never claim more than the heartbeat
+	 * has slots for (sized at start). */
+	if (per_worker < 1)
+		per_worker = 1;
+	if ((size_t)per_worker > e->held_per_worker - 1)
+		per_worker = (int)e->held_per_worker - 1;
+	held = held_ids(e);
+	n = wsync_queue_claim(w->db, w->name, names, np, per_worker, e->cfg->lease_seconds, held,
+	                      &batch);
+	free(held);
 	if (n <= 0)
 		return n;
+	held_set(e, ws->index, batch, n, NULL);
 	wsync_info("Starting scheduled workout batch sync...");
 	for (i = 0; i < n && !atomic_load(&e->stopping); i++) {
-		int r = process(e, w, &batch[i]);
+		int r = process(ws, &batch[i]);
 		if (r < 0) {
-			snprintf(started, len, "%s", batch[i].id);
+			rc = -1;
 			break;
 		}
 		r ? ok++ : failed++;
 	}
-	for (; i < n; i++) /* stopping, or the database went away */
+	/* Stopping: the rest goes back at once.  Database trouble: the
+	 * release fails too, and give_back() frees them after reconnecting. */
+	for (i = rc < 0 ? n : i; i < n; i++)
 		wsync_queue_release(w->db, &batch[i]);
 	wsync_info("Batch sync complete: %d operations (%d succeeded, %d failed)", ok + failed,
 	           ok, failed);
+	held_set(e, ws->index, NULL, 0, ws->held.active ? &ws->held.entry : NULL);
 	wsync_entries_free(batch, n);
-	return n;
-}
-
-/* The database's clock, as text, or "" when it cannot be read. */
-static void db_clock(PGconn *db, char *out, size_t len)
-{
-	PGresult *r = PQexec(db, "SELECT clock_timestamp()::text");
-	snprintf(out, len, "%s", PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
-	                         ? PQgetvalue(r, 0, 0) : "");
-	PQclear(r);
+	return rc < 0 ? -1 : n;
 }
 
 /*
- * After a reconnect: entries this worker claimed but could neither complete
- * nor release while the connection was down (and claims whose answer was
- * lost with it) are still leased to its name.  The worker is processing
- * none of them now, so they go back at once instead of waiting out the
- * lease.  `started` (its plugin call may have happened) keeps its counted
- * attempt, as after a crash; the others get theirs back.  `since` (the
- * database's clock when this worker first connected) leaves alone rows of
- * an earlier process that had the same host:pid:wN name.
+ * After a reconnect: entries this worker claimed but never started (the
+ * rest of its batch, claims whose answer was lost with the connection) are
+ * still leased to its name, which is unique to this process.  Nobody is
+ * processing them, so they go back at once instead of waiting out the lease.
+ * Their attempts were never counted.
  */
-static void give_back(wsync_worker *w, const char *since, const char *started)
+static void give_back(wsync_worker *w)
 {
-	const char *p[3] = {w->name, since, started};
-	PGresult *r;
-	if (!*since)
-		return;
-	r = PQexecParams(w->db,
+	const char *p[1] = {w->name};
+	PGresult *r = PQexecParams(w->db,
 		"UPDATE workout_sync_queue SET locked_until = now() - interval '1 second',"
-		"  locked_by = NULL, updated_at = now(),"
-		"  attempts = CASE WHEN id::text = $3 THEN attempts"
-		"             ELSE greatest(attempts - 1, 0) END"
-		" WHERE locked_by = $1 AND processed_at IS NULL"
-		"   AND last_attempt_at >= $2::timestamptz", 3, NULL, p, NULL, NULL, 0);
+		"  locked_by = NULL, updated_at = now()"
+		" WHERE locked_by = $1 AND processed_at IS NULL", 1, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_COMMAND_OK && atoi(PQcmdTuples(r)) > 0)
 		wsync_warn("%s: gave back %s entries left leased to this worker when the "
 		           "database connection was lost", w->name, PQcmdTuples(r));
 	PQclear(r);
 }
 
-typedef struct worker_arg {
-	wsync_engine *e;
-	int index;
-} worker_arg;
+/* Reconnect after database trouble; the held outcome is written first, then
+ * the unstarted claims go back.  Returns 0, or -1 when stopping (once: when
+ * the database stays away). */
+static int recover(worker_state *ws)
+{
+	wsync_engine *e = ws->e;
+	char line[512];
+	for (;;) {
+		wsync_error("%s: database error: %s; reconnecting", ws->w.name,
+		            first_line(PQerrorMessage(ws->w.db), line, sizeof line));
+		PQfinish(ws->w.db);
+		ws->w.db = NULL;
+		if (!e->once)
+			sleep_s(e, 1);
+		if (!(ws->w.db = connect_db(e, ws->w.name)))
+			return -1;
+		if (flush_held(ws) == 0)
+			break;
+	}
+	give_back(&ws->w);
+	return 0;
+}
+
+/* Stopping with an outcome still held: keep trying for a while, since
+ * dropping it means the provider call will be made again (reconciled). */
+static void flush_before_exit(worker_state *ws)
+{
+	for (int i = 0; ws->held.active && i < 10; i++) {
+		PQfinish(ws->w.db);
+		ws->w.db = PQconnectdb(ws->e->cfg->conninfo);
+		if (PQstatus(ws->w.db) == CONNECTION_OK && flush_held(ws) == 0)
+			return;
+		sleep(1);
+	}
+	if (ws->held.active) {
+		wsync_error("entry %s: exiting with its outcome unwritten (database away); the "
+		            "next attempt reconciles with the provider before creating",
+		            ws->held.entry.id);
+		held_clear(ws);
+	}
+}
 
 static void *worker_main(void *p)
 {
-	worker_arg *a = p;
-	wsync_engine *e = a->e;
-	wsync_worker w = {0};
-	char host[64] = "localhost", since[64] = "", started[40] = "";
+	worker_state *ws = p;
+	wsync_engine *e = ws->e;
+	wsync_worker *w = &ws->w;
+	char host[64] = "localhost";
 	/* Plugins run on this thread: wsyncd's fatal-signal handler, which
 	 * names the plugin, must run even after a stack overflow in one. */
 	stack_t alt = {.ss_sp = malloc(ALT_STACK_SIZE), .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
@@ -322,35 +478,25 @@ static void *worker_main(void *p)
 	if (alt.ss_sp)
 		sigaltstack(&alt, NULL);
 	gethostname(host, sizeof host - 1);
-	snprintf(w.name, sizeof w.name, "%s:%d:w%d", host, (int)getpid(), a->index);
-	w.http = wsync_http_client_new();
-	w.limiter = e->limiter;
-	w.db = connect_db(e, w.name);
-	if (w.db)
-		db_clock(w.db, since, sizeof since);
-	while (w.db && !atomic_load(&e->stopping)) {
+	snprintf(w->name, sizeof w->name, "%s:%d:%08x:w%d", host, (int)getpid(), e->nonce,
+	         ws->index);
+	w->http = wsync_http_client_new();
+	w->limiter = e->limiter;
+	w->db = connect_db(e, w->name);
+	while (w->db && !atomic_load(&e->stopping)) {
 		unsigned long seen;
 		int n;
 		pthread_mutex_lock(&e->wake_lock);
 		seen = e->generation;
 		pthread_mutex_unlock(&e->wake_lock);
 		pthread_rwlock_rdlock(&e->swap_lock);
-		w.registry = e->registry;
-		w.cfg = e->cfg;
-		n = drain_batch(e, &w, started, sizeof started);
+		w->registry = e->registry;
+		w->cfg = e->cfg;
+		n = drain_batch(ws);
 		pthread_rwlock_unlock(&e->swap_lock);
-		if (n < 0 || PQstatus(w.db) != CONNECTION_OK) {
-			char line[512];
-			wsync_error("%s: database error: %s; reconnecting", w.name,
-			            first_line(PQerrorMessage(w.db), line, sizeof line));
-			PQfinish(w.db);
-			if (!e->once)
-				sleep_s(e, 1);
-			w.db = connect_db(e, w.name);
-			if (w.db) {
-				give_back(&w, since, started);
-				started[0] = 0;
-			}
+		if (n < 0 || PQstatus(w->db) != CONNECTION_OK) {
+			if (recover(ws) < 0)
+				break;
 		} else if (n == 0) {
 			if (e->once)
 				break;
@@ -359,13 +505,70 @@ static void *worker_main(void *p)
 			wait_for_work(e, seen, e->cfg->interval_minutes * 60);
 		}
 	}
-	PQfinish(w.db);
-	wsync_http_client_free(w.http);
+	flush_before_exit(ws);
+	PQfinish(w->db);
+	wsync_http_client_free(w->http);
 	if (alt.ss_sp) {
 		stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
 		sigaltstack(&off, NULL);
 		free(alt.ss_sp);
 	}
+	return NULL;
+}
+
+/* Copy the held entries' ids and lease tokens (the workers may free theirs
+ * as soon as the lock is released).  Returns how many; *out malloc'ed. */
+static size_t held_snapshot(wsync_engine *e, wsync_entry **out)
+{
+	size_t total = e->n_workers * e->held_per_worker, n = 0;
+	pthread_mutex_lock(&e->held_lock);
+	*out = calloc(total ? total : 1, sizeof **out);
+	for (size_t i = 0; *out && i < total; i++)
+		if (e->held[i]) {
+			snprintf((*out)[n].id, sizeof (*out)[n].id, "%s", e->held[i]->id);
+			snprintf((*out)[n].lease_token, sizeof (*out)[n].lease_token, "%s",
+			         e->held[i]->lease_token);
+			n++;
+		}
+	pthread_mutex_unlock(&e->held_lock);
+	return n;
+}
+
+/* Heartbeat: every third of a lease, push forward the leases of everything
+ * this process holds, so a call longer than lease_seconds is never claimed
+ * twice while a dead process's entries fall free within one lease. */
+static void *heartbeat_main(void *p)
+{
+	wsync_engine *e = p;
+	PGconn *db = NULL;
+	while (!atomic_load(&e->stopping) && !atomic_load(&e->workers_done)) {
+		wsync_entry *snap = NULL;
+		size_t n = held_snapshot(e, &snap);
+		int lease, period;
+		pthread_rwlock_rdlock(&e->swap_lock); /* a reload swaps cfg */
+		lease = e->cfg->lease_seconds;
+		if (n && (!db || PQstatus(db) != CONNECTION_OK)) {
+			PQfinish(db);
+			db = PQconnectdb(e->cfg->conninfo);
+		}
+		pthread_rwlock_unlock(&e->swap_lock);
+		period = lease / 3 > 0 ? lease / 3 : 1;
+		if (n && PQstatus(db) == CONNECTION_OK) {
+			const wsync_entry **ptrs = calloc(n, sizeof *ptrs);
+			for (size_t i = 0; ptrs && i < n; i++)
+				ptrs[i] = &snap[i];
+			if (ptrs && wsync_queue_extend_leases(db, ptrs, n, lease) < 0)
+				wsync_warn("heartbeat: cannot extend %zu leases: %s", n, PQerrorMessage(db));
+			free(ptrs);
+		}
+		free(snap);
+		for (int i = 0; i < period * 10 && !atomic_load(&e->stopping) &&
+		                !atomic_load(&e->workers_done); i++) {
+			struct timespec ts = {0, 100000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	PQfinish(db);
 	return NULL;
 }
 
@@ -484,6 +687,19 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 		return NULL;
 	}
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	e->nonce = (unsigned)rand();
+	pthread_mutex_init(&e->held_lock, NULL);
+	e->n_workers = (size_t)(cfg->workers > 0 ? cfg->workers : 1);
+	e->held_per_worker = (size_t)cfg->batch_size / e->n_workers + 2;
+	e->held = calloc(e->n_workers * e->held_per_worker, sizeof *e->held);
+	if (!e->held) {
+		wsync_ratelimiter_free(e->limiter);
+		close(e->pipe_fd[0]);
+		close(e->pipe_fd[1]);
+		free(e->config_path);
+		free(e);
+		return NULL;
+	}
 	e->registry = wsync_registry_load(cfg, wsync_host_services());
 	return e;
 }
@@ -498,6 +714,8 @@ void wsync_engine_free(wsync_engine *e)
 	pthread_rwlock_destroy(&e->swap_lock);
 	pthread_mutex_destroy(&e->wake_lock);
 	pthread_cond_destroy(&e->wake);
+	pthread_mutex_destroy(&e->held_lock);
+	free(e->held);
 	close(e->pipe_fd[0]);
 	close(e->pipe_fd[1]);
 	free(e->config_path);
@@ -507,28 +725,32 @@ void wsync_engine_free(wsync_engine *e)
 int wsync_engine_run(wsync_engine *e, int once)
 {
 	int n = e->cfg->workers;
-	pthread_t *threads = calloc((size_t)n, sizeof *threads);
-	worker_arg *args = calloc((size_t)n, sizeof *args);
+	pthread_t *threads = calloc((size_t)n, sizeof *threads), heartbeat;
+	worker_state *states = calloc((size_t)n, sizeof *states);
 	PGconn *db;
 
 	e->once = once;
-	db = connect_db(e, "wsyncd");
+	db = threads && states ? connect_db(e, "wsyncd") : NULL;
 	if (!db) {
 		free(threads);
-		free(args);
+		free(states);
 		return 1;
 	}
 	register_providers(e, db);
 	PQfinish(db);
+	pthread_create(&heartbeat, NULL, heartbeat_main, e);
 	for (int i = 0; i < n; i++) {
-		args[i] = (worker_arg){e, i};
-		pthread_create(&threads[i], NULL, worker_main, &args[i]);
+		states[i].e = e;
+		states[i].index = i;
+		pthread_create(&threads[i], NULL, worker_main, &states[i]);
 	}
 	if (!once)
 		supervise(e);
 	for (int i = 0; i < n; i++)
 		pthread_join(threads[i], NULL);
+	atomic_store(&e->workers_done, 1);
+	pthread_join(heartbeat, NULL);
 	free(threads);
-	free(args);
+	free(states);
 	return atomic_load(&e->db_failed) ? 1 : 0;
 }

@@ -28,12 +28,14 @@ typedef struct wsync_entry {
 	char *provider_entity_id;    /* captured for deletes; malloc'ed or NULL */
 } wsync_entry;
 
-/* Claim up to `limit` due entries of the given providers.  Returns the number
- * claimed (entries in *out, malloc'ed array; free with wsync_entries_free),
- * or -1 on a database error. */
+/* Claim up to `limit` due entries of the given providers, skipping the ids
+ * of held_ids (a PostgreSQL uuid[] literal, "{...}", or NULL): what this
+ * process still holds.  Returns the number claimed (entries in *out,
+ * malloc'ed array; free with wsync_entries_free), or -1 on a database
+ * error. */
 int wsync_queue_claim(PGconn *db, const char *worker, const char *const *providers,
                       size_t n_providers, int limit, int lease_seconds,
-                      wsync_entry **out);
+                      const char *held_ids, wsync_entry **out);
 void wsync_entries_free(wsync_entry *e, int n);
 
 /* Record the outcome (inside the caller's transaction if one is open).  A
