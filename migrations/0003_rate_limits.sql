@@ -2,10 +2,11 @@
 -- Forward-only: never edit a migration that has been released; add a new file.
 --
 -- Every wsyncd node asks wsync_rate_take() before each provider call, so the
--- limits of DESIGN section 5 (calls per minute per (user, provider), plus
--- the provider's app-wide windows) hold across all nodes on one database,
--- not per node.  Without a database (the SDK's test host) the core keeps
--- its in-process limiter (core/ratelimit.c), with the same semantics.
+-- limits of a conf.d file ([provider] rate_limit_per_minute per (user,
+-- provider), plus the provider's app_rate_limits windows) hold across all
+-- nodes on one database, not per node.  When the database cannot answer,
+-- wsyncd falls back to its in-process limiter (core/host/ratelimit.c), with
+-- the same semantics.
 --
 -- Semantics: an exact sliding log.  A window of L calls per S seconds admits
 -- a call at time t when fewer than L recorded calls of that window have

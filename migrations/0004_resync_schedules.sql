@@ -9,7 +9,7 @@
 -- has is queued for an update on that provider.  Only schedules from today
 -- (UTC) on: past sessions are history, and TrainingPeaks refuses most of them.
 -- The engine runs a scheduled workout's entry only after older entries of
--- its workout on the same provider (core/queue.c), so the schedule is
+-- its workout on the same provider (core/daemon/queue.c), so the schedule is
 -- pushed with the workout's new state.
 
 -- p_provider NULL: every provider; wsyncd passes one after it re-created a

@@ -5,7 +5,8 @@
  * name, e.g. "plugins"), parses its own options (including --help and
  * --json), prints its output on stdout and its errors on stderr, and
  * returns the process exit code: WSYNC_EXIT_OK, WSYNC_EXIT_RUNTIME or
- * WSYNC_EXIT_USAGE (DESIGN section 2).
+ * WSYNC_EXIT_USAGE (this enum is the exit-code contract of every wsync
+ * program: docs/design.md, "Where each contract lives").
  */
 #ifndef WSYNC_CTL_H
 #define WSYNC_CTL_H

@@ -1,5 +1,5 @@
 /*
- * ctl_parse_workout.c -- `wsyncctl parse-workout`: show how wsync reads a
+ * parse_workout.c -- `wsyncctl parse-workout`: show how wsync reads a
  * workout text, so that a coach or an operator can check a text (or see
  * why a queue entry failed with invalid_workout) without a database.
  */

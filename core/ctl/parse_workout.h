@@ -1,4 +1,4 @@
-/* ctl_parse_workout.h -- `wsyncctl parse-workout`: check a workout text. */
+/* parse_workout.h -- `wsyncctl parse-workout`: check a workout text. */
 #ifndef WSYNC_CTL_PARSE_WORKOUT_H
 #define WSYNC_CTL_PARSE_WORKOUT_H
 

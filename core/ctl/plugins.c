@@ -1,5 +1,5 @@
 /*
- * ctl_plugins.c -- `wsyncctl plugins`: every configured instance with its
+ * plugins.c -- `wsyncctl plugins`: every configured instance with its
  * file, plugin version, ABI version and state.
  */
 #include "host/host.h"

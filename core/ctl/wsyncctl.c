@@ -4,10 +4,11 @@
  *
  * Table-driven: COMMANDS names each command with its arguments, options and
  * help; one parser handles every command's options, so a handler only checks
- * values, runs its query (core/status.c) and prints the result through the
- * shared table/JSON printer.  Exit codes: 0 ok, 1 runtime failure, 2 usage
- * or configuration error; argument syntax is checked before connecting, so a
- * bad argument is reported as such even when the database is down.
+ * values, runs its query (core/lib/report.c) and prints the result through
+ * the shared table/JSON printer (out.c).  Exit codes: 0 ok, 1 runtime
+ * failure, 2 usage or configuration error; argument syntax is checked before
+ * connecting, so a bad argument is reported as such even when the database
+ * is down.
  */
 #include "common/config.h"
 #include "ctl.h"

@@ -52,11 +52,12 @@ static size_t put_int(char *buf, size_t at, size_t cap, int v)
 
 /*
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT: say which plugin the crashing
- * thread was inside (DESIGN 6), with write(2) only, then die of the same
- * signal (SA_RESETHAND restored the default action; SA_NODEFER lets the
- * re-raise through at once), so the exit status and core dump stay those
- * of the original fault.  An entry that keeps crashing the daemon is failed
- * for good after 3 claims (engine.c).
+ * thread was inside (wsync_current_instance, set around every plugin call:
+ * docs/design.md, "How an entry flows", step 6), with write(2) only, then
+ * die of the same signal (SA_RESETHAND restored the default action;
+ * SA_NODEFER lets the re-raise through at once), so the exit status and
+ * core dump stay those of the original fault.  An entry that keeps
+ * crashing the daemon is failed for good after 3 claims (engine.c).
  */
 static void on_fatal(int sig)
 {

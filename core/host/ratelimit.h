@@ -5,8 +5,8 @@
  * Exact sliding log: a window of L calls per S seconds keeps the last L call
  * times; a new call is allowed when fewer than L fall inside the last S
  * seconds.  Thread-safe.  Limits hold per process: wsyncd uses this only
- * when it has no database connection to ask (the SDK's test host) or when
- * the database cannot answer.  With a database the limits hold for the
+ * when the database cannot answer (the SDK's test host enforces no limits,
+ * include/wsync/testhost.h).  With a database the limits hold for the
  * whole cluster: migrations/0003_rate_limits.sql, wsync_rate_take(), same
  * semantics (tests/robustness/test_ratelimit_db.c checks that both answer
  * every call alike), called from host.c.

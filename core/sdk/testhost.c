@@ -3,9 +3,10 @@
  * call its operations without a database (see include/wsync/testhost.h).
  *
  * Nothing here validates plugins or configuration: the INI goes through
- * core/config.c and the .so through core/plugin_loader.c, unchanged.  The
- * host table is the core's (core/host.c) with three services wrapped: log
- * (recorded), http (the core's, then recorded) and now (a settable clock).
+ * core/common/config.c and the .so through core/host/plugin_loader.c,
+ * unchanged.  The host table is the core's (core/host/host.c) with three
+ * services wrapped: log (recorded), http (the core's, then recorded) and
+ * now (a settable clock).
  */
 #include "wsync/testhost.h"
 

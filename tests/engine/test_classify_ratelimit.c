@@ -1,6 +1,7 @@
 /*
- * test_classify_ratelimit.c -- the classification table of DESIGN section 5
- * and the rate limiter with an injected clock.  No database.
+ * test_classify_ratelimit.c -- the classification of core/host/classify.c
+ * and the in-process rate limiter (core/host/ratelimit.c) with an injected
+ * clock.  No database.
  */
 #include "host/classify.h"
 #include "host/ratelimit.h"

@@ -1,5 +1,5 @@
 /*
- * test_oauth.c -- core/oauth.c against a real PostgreSQL (run under
+ * test_oauth.c -- core/host/oauth.c against a real PostgreSQL (run under
  * tests/pg_harness.sh) and a scripted token endpoint on 127.0.0.1.
  */
 #include "mock_server.h"

@@ -5,7 +5,7 @@
  *     limiter's test), users and providers independent;
  *   - app-wide windows;
  *   - a long random run answered exactly like the in-process limiter
- *     (core/ratelimit.c), and never over any limit;
+ *     (core/host/ratelimit.c), and never over any limit;
  *   - several connections (threads) taking at once: together they never
  *     exceed a limit, and nobody deadlocks;
  *   - refused calls record nothing, old rows are pruned, bad arguments.
