@@ -72,7 +72,7 @@ static void errors_name_file_line_key(void)
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[metrics]\nlisten = 127.0.0.1:9465\n", NULL);
-	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': the metrics endpoint is not available");
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': reserved for the metrics endpoint, which is not built yet");
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[engine]\nbackoff = 2m, soon\n", NULL);
