@@ -193,6 +193,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	wsync_log_set_level(cfg->log_level);
+	wsync_config_warn_insecure(cfg);
 	install_fatal_handlers();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (do_check) {
