@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "filetrust.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -219,32 +220,22 @@ int wsync_parse_rate_windows(const char *s, wsync_rate_window *out, int max, int
 	return 0;
 }
 
-static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
-                          size_t errlen);
+static char *read_bounded(const char *path, size_t max, int trust, size_t *len,
+                          char *err, size_t errlen);
 
 #define SECRET_MAX_BYTES 4096
 
 char *wsync_read_secret_file(const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	char why[200], *buf;
+	char why[768], *buf;
 	size_t n;
 
-	/* The mode check is on the path: read_bounded then refuses anything
-	 * but a regular file on the descriptor it reads. */
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		snprintf(err, errlen,
-		         "secret file %s is readable by group or others (mode %03o); "
-		         "run chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
-		return NULL;
-	}
-	buf = read_bounded(path, SECRET_MAX_BYTES, &n, why, sizeof why);
+	buf = read_bounded(path, SECRET_MAX_BYTES, WSYNC_TRUST_SECRET, &n, why, sizeof why);
 	if (!buf) {
-		snprintf(err, errlen, "secret file %s: %s", path, why);
+		if (*why == ':')
+			snprintf(err, errlen, "secret file %s%s", path, why);
+		else
+			snprintf(err, errlen, "%s", why);
 		return NULL;
 	}
 	if (memchr(buf, 0, n)) {
@@ -616,12 +607,15 @@ static int provider_key(struct parse_ctx *ctx, const char *sec, const char *key,
 
 /* ---- reading files ------------------------------------------------------ */
 
-/* Read a whole regular file of at most `max` bytes.  O_NONBLOCK so that a
+/* Read a whole regular file of at most `max` bytes that passes the trust
+ * policy `trust` (a wsync_trust_kind, filetrust.h).  O_NONBLOCK so that a
  * FIFO named by mistake cannot hang the open; fstat on the open descriptor
- * so that what is checked is what is read.  Returns a NUL-terminated buffer
- * (caller frees; *len excludes the terminator) or NULL with err. */
-static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
-                          size_t errlen)
+ * so that what is checked is what is read (a symlink is judged by its
+ * target).  Returns a NUL-terminated buffer (caller frees; *len excludes
+ * the terminator) or NULL with err: ": why" after the path, or a whole
+ * sentence naming the path for a trust refusal. */
+static char *read_bounded(const char *path, size_t max, int trust, size_t *len,
+                          char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf;
@@ -629,11 +623,11 @@ static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		snprintf(err, errlen, ": cannot open: %s", strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "not a regular file (%s); give the path of a file",
+		snprintf(err, errlen, ": not a regular file (%s); give the path of a file",
 		         S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
 		         S_ISCHR(st.st_mode) ? "a character device" :
 		         S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
@@ -641,8 +635,12 @@ static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
 		return NULL;
 	}
 	if ((unsigned long long)st.st_size > max) {
-		snprintf(err, errlen, "too large (%lld bytes, at most %zu)",
+		snprintf(err, errlen, ": too large (%lld bytes, at most %zu)",
 		         (long long)st.st_size, max);
+		close(fd);
+		return NULL;
+	}
+	if (wsync_trust_stat(path, &st, (wsync_trust_kind)trust, err, errlen) < 0) {
 		close(fd);
 		return NULL;
 	}
@@ -655,7 +653,7 @@ static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			snprintf(err, errlen, "cannot read: %s", strerror(errno));
+			snprintf(err, errlen, ": cannot read: %s", strerror(errno));
 			free(buf);
 			close(fd);
 			return NULL;
@@ -666,7 +664,7 @@ static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
 	}
 	close(fd);
 	if (n > max) {
-		snprintf(err, errlen, "too large (more than %zu bytes)", max);
+		snprintf(err, errlen, ": too large (more than %zu bytes)", max);
 		free(buf);
 		return NULL;
 	}
@@ -786,14 +784,15 @@ static void parse_line(struct parse_ctx *ctx, char *s, char *end, char *section,
  * section header is reported as such. */
 static int parse_file(struct parse_ctx *ctx, key_fn fn)
 {
-	char err[256], section[128] = "";
+	char err[768], section[128] = "";
 	size_t len;
 	int bad_section = 0;
-	char *buf = read_bounded(ctx->file, WSYNC_CONFIG_MAX_BYTES, &len, err, sizeof err);
+	char *buf = read_bounded(ctx->file, WSYNC_CONFIG_MAX_BYTES, WSYNC_TRUST_FILE, &len,
+	                         err, sizeof err);
 	char *p, *stop;
 
 	if (!buf) {
-		wsync_config_error(ctx->cfg, "%s: %s", ctx->file, err);
+		wsync_config_error(ctx->cfg, "%s%s", *err == ':' ? ctx->file : "", err);
 		return -1;
 	}
 	p = buf;
@@ -920,11 +919,20 @@ static void load_instance(wsync_config *cfg, const char *dir, const char *fname)
 
 static void load_conf_dir(wsync_config *cfg)
 {
-	DIR *d = opendir(cfg->conf_dir);
+	DIR *d;
 	struct dirent *de;
-	char **names = NULL;
+	char **names = NULL, err[768];
 	size_t n = 0;
+	struct stat st;
 
+	/* A missing directory is reported by opendir below. */
+	if (stat(cfg->conf_dir, &st) == 0 &&
+	    wsync_trust_path(cfg->conf_dir, WSYNC_TRUST_DIR, err, sizeof err) < 0) {
+		wsync_config_error(cfg, "%s: [plugins] conf_dir: %s",
+		                   cfg->path ? cfg->path : "(environment)", err);
+		return;
+	}
+	d = opendir(cfg->conf_dir);
 	if (!d) {
 		wsync_config_error(cfg, "%s: [plugins] conf_dir = '%s': cannot open: %s",
 		                   cfg->path ? cfg->path : "(environment)", cfg->conf_dir,
