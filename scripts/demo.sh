@@ -59,6 +59,8 @@ for p in wahoo garmin trainingpeaks; do
 [provider]
 plugin = $p
 base_url = $sandbox
+; the demo sandbox speaks plain http on 127.0.0.1: development only
+allow_insecure_http = true
 [oauth]
 token_url = $sandbox/oauth/token
 client_id = demo-client

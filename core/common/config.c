@@ -1,24 +1,29 @@
 /*
  * config.c -- read wsyncd.ini and conf.d/<name>.ini.
  *
- * inih does the INI syntax; this file knows the keys.  Errors accumulate in
- * cfg->errors so that one `wsyncd --check` shows every mistake at once.
+ * One table (rows[] below) knows every core key; a small INI reader of our
+ * own reads the files bounded.  Errors accumulate in cfg->errors so that
+ * one `wsyncd --check` shows every mistake at once.
  */
 #include "config.h"
 
+#include "filetrust.h"
 #include "log.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ini.h>
-#include <ctype.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -119,24 +124,33 @@ int wsync_parse_duration(const char *s, int *out)
 	return 0;
 }
 
-/* Split a comma list and hand each trimmed item to `fn`. */
+/* Split a comma list and hand each trimmed item to `fn`; an empty item
+ * ("2m,,10m", a trailing comma) is an error, not skipped. */
 static int each_item(const char *s, int (*fn)(const char *item, void *ctx),
                      void *ctx)
 {
-	char buf[512], *save = NULL, *tok;
-	if (strlen(s) >= sizeof buf)
-		return -1;
-	strcpy(buf, s);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *end = tok + strlen(tok);
-		while (*tok == ' ' || *tok == '\t')
-			tok++;
-		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+	char *buf = xstrdup(s), *tok = buf;
+	int rc = 0;
+	for (;;) {
+		char *comma = strchr(tok, ',');
+		char *start = tok, *end;
+		if (comma)
+			*comma = 0;
+		end = start + strlen(start);
+		while (*start == ' ' || *start == '\t')
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
 			*--end = 0;
-		if (!*tok || fn(tok, ctx) < 0)
-			return -1;
+		if (!*start || fn(start, ctx) < 0) {
+			rc = -1;
+			break;
+		}
+		if (!comma)
+			break;
+		tok = comma + 1;
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
 
 struct list_ctx {
@@ -206,157 +220,366 @@ int wsync_parse_rate_windows(const char *s, wsync_rate_window *out, int max, int
 	return 0;
 }
 
+static char *read_bounded(const char *path, size_t max, int trust, size_t *len,
+                          char *err, size_t errlen);
+
+#define SECRET_MAX_BYTES 4096
+
 char *wsync_read_secret_file(const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	FILE *f;
-	char buf[4096];
+	char why[768], *buf;
 	size_t n;
 
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
+	buf = read_bounded(path, SECRET_MAX_BYTES, WSYNC_TRUST_SECRET, &n, why, sizeof why);
+	if (!buf) {
+		if (*why == ':')
+			snprintf(err, errlen, "secret file %s%s", path, why);
+		else
+			snprintf(err, errlen, "%s", why);
 		return NULL;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "secret file %s is not a regular file", path);
+	if (memchr(buf, 0, n)) {
+		snprintf(err, errlen, "secret file %s holds a NUL byte", path);
+		free(buf);
 		return NULL;
 	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen,
-		         "secret file %s is readable by group or others (mode %03o); "
-		         "run chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
-		return NULL;
-	}
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "cannot read secret file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = 0;
 	if (n == 0) {
 		snprintf(err, errlen, "secret file %s is empty", path);
+		free(buf);
 		return NULL;
 	}
-	return xstrdup(buf);
+	return buf;
 }
 
-/* ---- reading files with line numbers ---------------------------------- */
+/* ---- conninfo ------------------------------------------------------------ */
 
-/* inih does not pass line numbers to handlers in Debian's build, so the
- * reader counts the lines it hands over. */
-struct reader {
+static int conninfo_valid(const char *ci)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(ci, &msg);
+	PQfreemem(msg);
+	if (!opts)
+		return -1;
+	PQconninfoFree(opts);
+	return 0;
+}
+
+/* Append `v` to an open memstream, quoted as libpq reads it when needed. */
+static void put_value(FILE *f, const char *v)
+{
+	if (*v && !strpbrk(v, " \t\n\r'\\")) {
+		fputs(v, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *v; v++) {
+		if (*v == '\'' || *v == '\\')
+			fputc('\\', f);
+		fputc(*v, f);
+	}
+	fputc('\'', f);
+}
+
+char *wsync_conninfo_masked(const char *ci)
+{
+	char *msg = NULL, *out = NULL;
+	size_t len = 0;
+	PQconninfoOption *opts;
 	FILE *f;
-	int line;
-	int too_long;       /* first over-long line, 0 when none */
+	int first = 1;
+
+	if (!ci)
+		return xstrdup("(unset)");
+	/* libpq's own parser, so every form it accepts (spaces around '=',
+	 * quotes, URIs with user:password@) is masked the way libpq reads it. */
+	opts = PQconninfoParse(ci, &msg);
+	PQfreemem(msg);
+	if (!opts)
+		return xstrdup("(not a valid conninfo; not shown)");
+	f = open_memstream(&out, &len);
+	if (!f)
+		abort();
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		fprintf(f, "%s%s=", first ? "" : " ", o->keyword);
+		first = 0;
+		/* dispchar "*" is libpq's mark for a password field. */
+		if (o->dispchar && o->dispchar[0] == '*')
+			fputs("****", f);
+		else
+			put_value(f, o->val);
+	}
+	fclose(f);
+	PQconninfoFree(opts);
+	return out;
+}
+
+/* ---- the table of core keys ------------------------------------------ */
+
+#define MAIN(field) WSYNC_SCOPE_MAIN, offsetof(wsync_config, field)
+#define INST(field) WSYNC_SCOPE_INSTANCE, offsetof(wsync_provider_config, field)
+
+/* One row per key, in the order of docs/configuration.md.  The columns after
+ * the type: min, max, default, documented default, required, scope+field,
+ * help.  tests/config fails when the doc shows another default. */
+static const struct key_row {
+	const char *section, *key;
+	wsync_core_key_type type;
+	long long min, max;
+	const char *def, *doc_def;
+	int required;
+	wsync_core_key_scope scope;
+	size_t offset;
+	const char *help;
+} rows[] = {
+	{"database", "conninfo", WSYNC_KEY_CONNINFO, 0, 0, NULL, NULL, 1, MAIN(conninfo),
+	 "libpq conninfo or postgresql:// URI; WSYNC_DATABASE_URL overrides it"},
+	{"engine", "interval_minutes", WSYNC_KEY_INT, 1, 1440, "10", NULL, 0, MAIN(interval_minutes),
+	 "fallback poll; WORKOUT_SYNC_INTERVAL_MINUTES overrides"},
+	{"engine", "workers", WSYNC_KEY_INT, 1, 256, "8", NULL, 0, MAIN(workers),
+	 "worker threads, each with its own connection"},
+	{"engine", "batch_size", WSYNC_KEY_INT, 1, 10000, "100", NULL, 0, MAIN(batch_size),
+	 "entries claimed per round, shared among workers"},
+	{"engine", "lease_seconds", WSYNC_KEY_INT, 10, 86400, "300", NULL, 0, MAIN(lease_seconds),
+	 "a claimed entry is claimable again after this"},
+	{"engine", "listen", WSYNC_KEY_BOOL, 0, 0, "true", NULL, 0, MAIN(listen),
+	 "LISTEN on channel wsync_queue for immediate pickup"},
+	{"engine", "max_retries", WSYNC_KEY_INT, 0, WSYNC_MAX_BACKOFF, "3", NULL, 0, MAIN(max_retries),
+	 "retries of provider_error / unexpected_error"},
+	{"engine", "backoff", WSYNC_KEY_BACKOFF, 0, 0, "2m, 10m, 1h", NULL, 0, MAIN(backoff_s),
+	 "delay before retry 1, 2, 3... (the last one repeats; +-10 % jitter)"},
+	{"plugins", "dir", WSYNC_KEY_PATH, 0, 0, WSYNC_DEFAULT_PLUGIN_DIR, "$libdir/wsync/plugins",
+	 0, MAIN(plugin_dir), "plugin .so files; relative to the folder of wsyncd.ini"},
+	{"plugins", "conf_dir", WSYNC_KEY_PATH, 0, 0, WSYNC_DEFAULT_CONF_DIR,
+	 "$sysconfdir/wsync/conf.d", 0, MAIN(conf_dir),
+	 "one INI per provider instance; relative to the folder of wsyncd.ini"},
+	{"log", "level", WSYNC_KEY_LOG_LEVEL, 0, 0, "info", NULL, 0, MAIN(log_level),
+	 "debug, info, warning or error"},
+	{"metrics", "listen", WSYNC_KEY_RESERVED, 0, 0, NULL, NULL, 0, MAIN(metrics_listen),
+	 "reserved for the metrics endpoint, which is not built yet: leave it empty"},
+
+	{"provider", "plugin", WSYNC_KEY_STRING, 0, 0, NULL, NULL, 1, INST(plugin),
+	 "the plugin file name without .so"},
+	{"provider", "enabled", WSYNC_KEY_BOOL, 0, 0, "true", NULL, 0, INST(enabled),
+	 "false: loaded and checked, but not served"},
+	{"provider", "base_url", WSYNC_KEY_URL, 0, 0, NULL, NULL, 0, INST(base_url),
+	 "provider API root, https://"},
+	{"provider", "allow_insecure_http", WSYNC_KEY_BOOL, 0, 0, "false", NULL, 0,
+	 INST(allow_insecure_http),
+	 "true lets base_url and token_url be clear-text http:// (development only)"},
+	{"provider", "rate_limit_per_minute", WSYNC_KEY_INT, 1, 100000, "30", NULL, 0,
+	 INST(rate_limit_per_minute), "calls per (user, provider) per minute"},
+	{"provider", "app_rate_limits", WSYNC_KEY_RATE_WINDOWS, 0, 0, NULL, NULL, 0,
+	 INST(app_windows), "app-wide windows, e.g. 200/5m, 1000/1h, 5000/1d"},
+	{"provider", "connect_timeout_seconds", WSYNC_KEY_INT, 1, 300, "10", NULL, 0,
+	 INST(connect_timeout_s), "TCP and TLS connection"},
+	{"provider", "timeout_seconds", WSYNC_KEY_INT, 1, 3600, "30", NULL, 0, INST(timeout_s),
+	 "whole request"},
+	{"provider", "ca_file", WSYNC_KEY_STRING, 0, 0, NULL, "system store", 0, INST(ca_file),
+	 "trust store; TLS verification is always on"},
+	{"oauth", "token_url", WSYNC_KEY_URL, 0, 0, NULL, NULL, 0, INST(token_url),
+	 "refresh endpoint, https://; without it tokens are never refreshed"},
+	{"oauth", "client_id", WSYNC_KEY_STRING, 0, 0, NULL, NULL, 0, INST(client_id),
+	 "OAuth client id (needed with token_url)"},
+	{"oauth", "client_secret_file", WSYNC_KEY_SECRET_FILE, 0, 0, NULL, NULL, 0,
+	 INST(client_secret_file),
+	 "file holding the client secret (needed with token_url); mode 600"},
+	{"oauth", "client_secret", WSYNC_KEY_FORBIDDEN, 0, 0, NULL, "(refused)", 0,
+	 INST(client_secret),
+	 "secrets are never written inline; put it in a file readable only by wsyncd "
+	 "and set client_secret_file"},
 };
 
-static char *count_lines(char *str, int num, void *stream)
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+/* The public view of the rows; built once (the struct layouts differ only so
+ * that the table above stays one line per column group). */
+static wsync_core_key keys[N_ROWS];
+
+const wsync_core_key *wsync_core_keys(size_t *n)
 {
-	struct reader *r = stream;
-	char *got = fgets(str, num, r->f);
-	size_t len;
-	if (!got)
-		return NULL;
-	r->line++;
-	len = strlen(str);
-	if (len == (size_t)num - 1 && str[len - 1] != '\n') {
-		int ch;
-		if (!r->too_long)
-			r->too_long = r->line;
-		while ((ch = fgetc(r->f)) != EOF && ch != '\n')
-			;
-	}
-	return got;
+	if (!keys[0].key)
+		for (size_t i = 0; i < N_ROWS; i++)
+			keys[i] = (wsync_core_key){rows[i].scope, rows[i].section, rows[i].key,
+			                           rows[i].type, rows[i].min, rows[i].max,
+			                           rows[i].def, rows[i].doc_def, rows[i].required,
+			                           rows[i].offset, rows[i].help};
+	*n = N_ROWS;
+	return keys;
 }
+
+const char *wsync_core_key_shown_default(const wsync_core_key *k)
+{
+	if (k->required)
+		return "(required)";
+	if (k->doc_def)
+		return k->doc_def;
+	return k->def ? k->def : "";
+}
+
+static const wsync_core_key *find_key(wsync_core_key_scope scope, const char *sec,
+                                      const char *key)
+{
+	size_t n;
+	const wsync_core_key *all = wsync_core_keys(&n);
+	for (size_t i = 0; i < n; i++)
+		if (all[i].scope == scope && !strcmp(all[i].section, sec) &&
+		    !strcmp(all[i].key, key))
+			return &all[i];
+	return NULL;
+}
+
+static int section_known(wsync_core_key_scope scope, const char *sec)
+{
+	size_t n;
+	const wsync_core_key *all = wsync_core_keys(&n);
+	for (size_t i = 0; i < n; i++)
+		if (all[i].scope == scope && !strcmp(all[i].section, sec))
+			return 1;
+	return 0;
+}
+
+/* ---- setting one key -------------------------------------------------- */
 
 struct parse_ctx {
 	wsync_config *cfg;
 	wsync_provider_config *prov;   /* NULL for wsyncd.ini */
 	const char *file;
-	struct reader rd;
+	int line;
 };
 
 #define CERR(ctx, fmt, ...)                                                    \
-	wsync_config_error((ctx)->cfg, "%s:%d: " fmt, (ctx)->file, (ctx)->rd.line, \
+	wsync_config_error((ctx)->cfg, "%s:%d: " fmt, (ctx)->file, (ctx)->line, \
 	                   __VA_ARGS__)
 
-static int want_int(struct parse_ctx *ctx, const char *sec, const char *key,
-                    const char *v, long long min, long long max, int *out)
+static int has_scheme(const char *v, const char *scheme)
 {
+	size_t n = strlen(scheme);
+	return strncasecmp(v, scheme, n) == 0 && v[n] && v[n] != '/';
+}
+
+/* Check `v` and store it in the field of `k` in `base`.  With ctx NULL (the
+ * defaults of the table) a bad value is a bug, caught by the tests. */
+static void set_key(struct parse_ctx *ctx, const wsync_core_key *k, const char *v,
+                    void *base)
+{
+	void *field = (char *)base + k->offset;
+	const char *sec = k->section, *key = k->key;
 	long long x;
-	if (wsync_parse_int(v, min, max, &x) < 0) {
-		CERR(ctx, "[%s] %s = '%s': expected an integer from %lld to %lld",
-		     sec, key, v, min, max);
-		return 1;
-	}
-	*out = (int)x;
-	return 1;
-}
+	int b;
 
-static int want_bool(struct parse_ctx *ctx, const char *sec, const char *key,
-                     const char *v, int *out)
-{
-	if (wsync_parse_bool(v, out) < 0)
-		CERR(ctx, "[%s] %s = '%s': expected true or false", sec, key, v);
-	return 1;
-}
-
-static int main_key(void *user, const char *sec, const char *key, const char *v)
-{
-	struct parse_ctx *ctx = user;
-	wsync_config *c = ctx->cfg;
-
-	if (!strcmp(sec, "database") && !strcmp(key, "conninfo"))
-		return set_str(&c->conninfo, v), 1;
-	if (!strcmp(sec, "engine")) {
-		if (!strcmp(key, "interval_minutes"))
-			return want_int(ctx, sec, key, v, 1, 1440, &c->interval_minutes);
-		if (!strcmp(key, "workers"))
-			return want_int(ctx, sec, key, v, 1, 256, &c->workers);
-		if (!strcmp(key, "batch_size"))
-			return want_int(ctx, sec, key, v, 1, 10000, &c->batch_size);
-		if (!strcmp(key, "lease_seconds"))
-			return want_int(ctx, sec, key, v, 10, 86400, &c->lease_seconds);
-		if (!strcmp(key, "max_retries"))
-			return want_int(ctx, sec, key, v, 0, WSYNC_MAX_BACKOFF, &c->max_retries);
-		if (!strcmp(key, "listen"))
-			return want_bool(ctx, sec, key, v, &c->listen);
-		if (!strcmp(key, "backoff")) {
-			if (wsync_parse_backoff(v, c->backoff_s, WSYNC_MAX_BACKOFF, &c->n_backoff) < 0)
-				CERR(ctx, "[engine] backoff = '%s': expected a comma list of "
-				     "durations such as 2m, 10m, 1h", v);
-			return 1;
+	switch (k->type) {
+	case WSYNC_KEY_STRING:
+	case WSYNC_KEY_PATH:
+	case WSYNC_KEY_SECRET_FILE:
+		if (!*v && ctx) {
+			CERR(ctx, "[%s] %s: empty value (%s)", sec, key, k->help);
+			return;
 		}
+		set_str(field, v);
+		return;
+	case WSYNC_KEY_CONNINFO:
+		if (ctx && conninfo_valid(v) < 0) {
+			CERR(ctx, "[%s] %s: not a valid libpq conninfo or postgresql:// URI "
+			     "(check quoting and key names; the value is not shown, it may hold "
+			     "a password)", sec, key);
+		}
+		set_str(field, v);
+		return;
+	case WSYNC_KEY_INT:
+		if (wsync_parse_int(v, k->min, k->max, &x) < 0) {
+			if (ctx)
+				CERR(ctx, "[%s] %s = '%s': expected an integer from %lld to %lld",
+				     sec, key, v, k->min, k->max);
+			return;
+		}
+		*(int *)field = (int)x;
+		return;
+	case WSYNC_KEY_BOOL:
+		if (wsync_parse_bool(v, &b) < 0) {
+			if (ctx)
+				CERR(ctx, "[%s] %s = '%s': expected true or false", sec, key, v);
+			return;
+		}
+		*(int *)field = b;
+		return;
+	case WSYNC_KEY_BACKOFF: {
+		wsync_config *c = base;
+		if (wsync_parse_backoff(v, c->backoff_s, WSYNC_MAX_BACKOFF, &c->n_backoff) < 0 && ctx)
+			CERR(ctx, "[%s] %s = '%s': expected a comma list of at most %d durations "
+			     "such as 2m, 10m, 1h (no empty item)", sec, key, v, WSYNC_MAX_BACKOFF);
+		return;
 	}
-	if (!strcmp(sec, "plugins")) {
-		if (!strcmp(key, "dir"))
-			return set_str(&c->plugin_dir, v), 1;
-		if (!strcmp(key, "conf_dir"))
-			return set_str(&c->conf_dir, v), 1;
+	case WSYNC_KEY_RATE_WINDOWS: {
+		wsync_provider_config *p = base;
+		if (wsync_parse_rate_windows(v, p->app_windows, WSYNC_MAX_APP_WINDOWS,
+		                             &p->n_app_windows) < 0 && ctx)
+			CERR(ctx, "[%s] %s = '%s': expected a comma list of at most %d windows "
+			     "such as 200/5m, 1000/1h, 5000/1d (no empty item)", sec, key, v,
+			     WSYNC_MAX_APP_WINDOWS);
+		return;
 	}
-	if (!strcmp(sec, "log") && !strcmp(key, "level")) {
-		int l = wsync_log_level_parse(v);
-		if (l < 0)
-			CERR(ctx, "[log] level = '%s': expected debug, info, warning or error", v);
-		else
-			c->log_level = l;
-		return 1;
+	case WSYNC_KEY_LOG_LEVEL:
+		b = wsync_log_level_parse(v);
+		if (b < 0) {
+			if (ctx)
+				CERR(ctx, "[%s] %s = '%s': expected debug, info, warning or error",
+				     sec, key, v);
+			return;
+		}
+		*(int *)field = b;
+		return;
+	case WSYNC_KEY_URL:
+		/* http:// is checked once the whole file is read: the
+		 * allow_insecure_http line may come later. */
+		if (!has_scheme(v, "https://") && !has_scheme(v, "http://") && ctx) {
+			CERR(ctx, "[%s] %s = '%s': expected an https:// URL", sec, key, v);
+			return;
+		}
+		set_str(field, v);
+		return;
+	case WSYNC_KEY_RESERVED:
+		/* Accepting a value and serving nothing would be a silent
+		 * default: refuse until the feature exists. */
+		if (*v && ctx) {
+			CERR(ctx, "[%s] %s = '%s': %s", sec, key, v, k->help);
+			return;
+		}
+		set_str(field, v);
+		return;
+	case WSYNC_KEY_FORBIDDEN:
+		if (ctx)
+			CERR(ctx, "[%s] %s: %s", sec, key, k->help);
+		return;
 	}
-	if (!strcmp(sec, "metrics") && !strcmp(key, "listen")) {
-		/* Accepting an address and serving nothing would be a silent
-		 * default: refuse until the endpoint exists. */
-		if (*v)
-			CERR(ctx, "[metrics] listen = '%s': the metrics endpoint is not "
-			     "available in this version; leave the value empty", v);
-		return set_str(&c->metrics_listen, v), 1;
-	}
-	CERR(ctx, "[%s] %s: unknown key (see docs/configuration.md for the keys of wsyncd.ini)",
-	     sec, key);
-	return 1;
+}
+
+static void set_defaults(wsync_core_key_scope scope, void *base)
+{
+	size_t n;
+	const wsync_core_key *all = wsync_core_keys(&n);
+	for (size_t i = 0; i < n; i++)
+		if (all[i].scope == scope && all[i].def)
+			set_key(NULL, &all[i], all[i].def, base);
+}
+
+static int main_key(struct parse_ctx *ctx, const char *sec, const char *key,
+                    const char *v)
+{
+	const wsync_core_key *k = find_key(WSYNC_SCOPE_MAIN, sec, key);
+	if (k)
+		set_key(ctx, k, v, ctx->cfg);
+	else if (!section_known(WSYNC_SCOPE_MAIN, sec))
+		CERR(ctx, "[%s] %s: unknown section [%s] (wsyncd.ini has [database], "
+		     "[engine], [plugins], [log] and [metrics]; see docs/configuration.md)",
+		     sec, key, sec);
+	else
+		CERR(ctx, "[%s] %s: unknown key (see docs/configuration.md for the keys "
+		     "of wsyncd.ini)", sec, key);
+	return 0;
 }
 
 static void add_entry(wsync_provider_config *p, const char *sec, const char *key,
@@ -370,81 +593,262 @@ static void add_entry(wsync_provider_config *p, const char *sec, const char *key
 		xstrdup(sec), xstrdup(key), xstrdup(v), line, core, NULL};
 }
 
-static int provider_core_key(struct parse_ctx *ctx, const char *sec,
-                             const char *key, const char *v)
+static int provider_key(struct parse_ctx *ctx, const char *sec, const char *key,
+                        const char *v)
 {
-	wsync_provider_config *p = ctx->prov;
-	if (!strcmp(sec, "provider")) {
-		if (!strcmp(key, "plugin"))
-			return set_str(&p->plugin, v), 1;
-		if (!strcmp(key, "enabled"))
-			return want_bool(ctx, sec, key, v, &p->enabled);
-		if (!strcmp(key, "base_url")) {
-			if (strncmp(v, "https://", 8) && strncmp(v, "http://", 7))
-				CERR(ctx, "[provider] base_url = '%s': expected an https:// URL", v);
-			return set_str(&p->base_url, v), 1;
-		}
-		if (!strcmp(key, "rate_limit_per_minute"))
-			return want_int(ctx, sec, key, v, 1, 100000, &p->rate_limit_per_minute);
-		if (!strcmp(key, "app_rate_limits")) {
-			if (wsync_parse_rate_windows(v, p->app_windows, WSYNC_MAX_APP_WINDOWS,
-			                             &p->n_app_windows) < 0)
-				CERR(ctx, "[provider] app_rate_limits = '%s': expected a comma list "
-				     "such as 200/5m, 1000/1h, 5000/1d", v);
-			return 1;
-		}
-		if (!strcmp(key, "connect_timeout_seconds"))
-			return want_int(ctx, sec, key, v, 1, 300, &p->connect_timeout_s);
-		if (!strcmp(key, "timeout_seconds"))
-			return want_int(ctx, sec, key, v, 1, 3600, &p->timeout_s);
-		if (!strcmp(key, "ca_file"))
-			return set_str(&p->ca_file, v), 1;
-	}
-	if (!strcmp(sec, "oauth")) {
-		if (!strcmp(key, "token_url"))
-			return set_str(&p->token_url, v), 1;
-		if (!strcmp(key, "client_id"))
-			return set_str(&p->client_id, v), 1;
-		if (!strcmp(key, "client_secret_file"))
-			return set_str(&p->client_secret_file, v), 1;
-		if (!strcmp(key, "client_secret")) {
-			CERR(ctx, "[oauth] client_secret: secrets are never written inline; "
-			     "put it in a file readable only by wsyncd and set %s", "client_secret_file");
-			return 1;
-		}
-	}
+	const wsync_core_key *k = find_key(WSYNC_SCOPE_INSTANCE, sec, key);
+	if (k)
+		set_key(ctx, k, v, ctx->prov);
+	/* Keys the core does not know are the plugin's; the loader checks them
+	 * against the plugin's schema once it knows which plugin this is. */
+	add_entry(ctx->prov, sec, key, v, ctx->line, k != NULL);
 	return 0;
 }
 
-static int provider_key(void *user, const char *sec, const char *key, const char *v)
+/* ---- reading files ------------------------------------------------------ */
+
+/* Read a whole regular file of at most `max` bytes that passes the trust
+ * policy `trust` (a wsync_trust_kind, filetrust.h).  O_NONBLOCK so that a
+ * FIFO named by mistake cannot hang the open; fstat on the open descriptor
+ * so that what is checked is what is read (a symlink is judged by its
+ * target).  Returns a NUL-terminated buffer (caller frees; *len excludes
+ * the terminator) or NULL with err: ": why" after the path, or a whole
+ * sentence naming the path for a trust refusal. */
+static char *read_bounded(const char *path, size_t max, int trust, size_t *len,
+                          char *err, size_t errlen)
 {
-	struct parse_ctx *ctx = user;
-	int core = provider_core_key(ctx, sec, key, v);
-	/* Keys the core does not know are the plugin's; the loader checks them
-	 * against the plugin's schema once it knows which plugin this is. */
-	add_entry(ctx->prov, sec, key, v, ctx->rd.line, core);
-	return 1;
+	struct stat st;
+	char *buf;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, ": cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, ": not a regular file (%s); give the path of a file",
+		         S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+		         S_ISCHR(st.st_mode) ? "a character device" :
+		         S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
+		close(fd);
+		return NULL;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		snprintf(err, errlen, ": too large (%lld bytes, at most %zu)",
+		         (long long)st.st_size, max);
+		close(fd);
+		return NULL;
+	}
+	if (wsync_trust_stat(path, &st, (wsync_trust_kind)trust, err, errlen) < 0) {
+		close(fd);
+		return NULL;
+	}
+	buf = malloc(max + 2);
+	if (!buf)
+		abort();
+	/* Read one byte more than allowed to see a file that grew. */
+	while (n <= max) {
+		ssize_t got = read(fd, buf + n, max + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			snprintf(err, errlen, ": cannot read: %s", strerror(errno));
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	if (n > max) {
+		snprintf(err, errlen, ": too large (more than %zu bytes)", max);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	*len = n;
+	return buf;
 }
 
-static int parse_file(struct parse_ctx *ctx, ini_handler handler)
+static int is_blank(char c)
 {
-	int rc;
-	ctx->rd.f = fopen(ctx->file, "r");
-	ctx->rd.line = 0;
-	ctx->rd.too_long = 0;
-	if (!ctx->rd.f) {
-		wsync_config_error(ctx->cfg, "%s: cannot open: %s", ctx->file, strerror(errno));
+	return c == ' ' || c == '\t';
+}
+
+/* Trim blanks (and a CR) from both ends of [s, *end); returns the new start. */
+static char *trim(char *s, char **end)
+{
+	while (s < *end && is_blank(*s))
+		s++;
+	while (*end > s && (is_blank((*end)[-1]) || (*end)[-1] == '\r'))
+		(*end)--;
+	**end = 0;
+	return s;
+}
+
+/* An inline comment starts with ';' after a blank, as in inih. */
+static void cut_comment(char *s, char **end)
+{
+	for (char *p = s + 1; p < *end; p++)
+		if (*p == ';' && is_blank(p[-1])) {
+			*end = p;
+			break;
+		}
+}
+
+typedef int (*key_fn)(struct parse_ctx *ctx, const char *sec, const char *key,
+                      const char *v);
+
+/* The first control character of [s, end) other than a tab, or NULL. */
+static const char *control_char(const char *s, const char *end)
+{
+	for (; s < end; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return s;
+	return NULL;
+}
+
+/* One line, NUL-terminated at `end` by the caller's buffer. */
+static void parse_line(struct parse_ctx *ctx, char *s, char *end, char *section,
+                       size_t seclen, int *bad_section, key_fn fn)
+{
+	char *eq, *key, *kend, *val;
+	const char *bad;
+
+	s = trim(s, &end);
+	if (s == end || *s == ';' || *s == '#')
+		return;
+	if (*s == '[') {
+		char *close = memchr(s, ']', (size_t)(end - s));
+		char *rest;
+		*bad_section = 1;
+		if (!close) {
+			CERR(ctx, "'%s': unterminated section header (expected ']'); the keys "
+			     "below it are ignored until the next section", s);
+			return;
+		}
+		rest = close + 1;
+		cut_comment(rest - 1, &end);
+		*end = 0;
+		while (rest < end && is_blank(*rest))
+			rest++;
+		*close = 0;
+		if (rest < end || close == s + 1 || strlen(s + 1) >= seclen ||
+		    control_char(s + 1, close)) {
+			CERR(ctx, "'[%s]%s': expected a section header such as [engine]", s + 1, rest);
+			return;
+		}
+		snprintf(section, seclen, "%s", s + 1);
+		*bad_section = 0;
+		return;
+	}
+	for (eq = s; eq < end && *eq != '=' && *eq != ':'; eq++)
+		;
+	if (eq >= end) {
+		CERR(ctx, "%s", "not an INI line: expected [section], key = value, or a "
+		     "; comment (the line is not shown, it may hold a secret)");
+		return;
+	}
+	kend = eq;
+	key = trim(s, &kend);
+	val = eq + 1;
+	cut_comment(val - 1, &end);
+	val = trim(val, &end);
+	if (!*key || control_char(key, kend)) {
+		CERR(ctx, "%s", "not an INI line: expected [section], key = value, or a "
+		     "; comment (the line is not shown, it may hold a secret)");
+		return;
+	}
+	if ((bad = control_char(val, end))) {
+		CERR(ctx, "[%s] %s: the value holds a %s (byte 0x%02x at column %d); "
+		     "values are text on one line", section, key,
+		     *bad ? "control character" : "NUL byte", (unsigned char)*bad,
+		     (int)(bad - s) + 1);
+		return;
+	}
+	if (*bad_section)
+		return;
+	if (!*section) {
+		CERR(ctx, "%s: key outside any section; put it under its [section]", key);
+		return;
+	}
+	fn(ctx, section, key, val);
+}
+
+/* Read ctx->file and hand every key to `fn`.  The core reads INI itself (not
+ * with inih, whose distribution builds cut lines at 200 bytes) so that lines
+ * have no length limit but the file's, NUL bytes are seen, and a broken
+ * section header is reported as such. */
+static int parse_file(struct parse_ctx *ctx, key_fn fn)
+{
+	char err[768], section[128] = "";
+	size_t len;
+	int bad_section = 0;
+	char *buf = read_bounded(ctx->file, WSYNC_CONFIG_MAX_BYTES, WSYNC_TRUST_FILE, &len,
+	                         err, sizeof err);
+	char *p, *stop;
+
+	if (!buf) {
+		wsync_config_error(ctx->cfg, "%s%s", *err == ':' ? ctx->file : "", err);
 		return -1;
 	}
-	rc = ini_parse_stream(count_lines, &ctx->rd, handler, ctx);
-	fclose(ctx->rd.f);
-	if (ctx->rd.too_long)
-		wsync_config_error(ctx->cfg, "%s:%d: line longer than %d characters",
-		                   ctx->file, ctx->rd.too_long, INI_MAX_LINE - 1);
-	if (rc > 0)
-		wsync_config_error(ctx->cfg, "%s:%d: not an INI line: expected "
-		                   "[section], key = value, or a ; comment", ctx->file, rc);
-	return rc == 0 ? 0 : -1;
+	p = buf;
+	stop = buf + len;
+	if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+		p += 3;
+	for (ctx->line = 1; p < stop; ctx->line++) {
+		char *nl = memchr(p, '\n', (size_t)(stop - p));
+		char *end = nl ? nl : stop;
+		*end = 0;
+		parse_line(ctx, p, end, section, sizeof section, &bad_section, fn);
+		p = end + 1;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Every http:// URL of an instance needs allow_insecure_http. */
+static void check_insecure(wsync_config *cfg, wsync_provider_config *p)
+{
+	static const char *const urls[][2] = {{"provider", "base_url"}, {"oauth", "token_url"}};
+	for (size_t i = 0; i < 2; i++) {
+		const wsync_config_entry *e = wsync_config_entry_find(p, urls[i][0], urls[i][1]);
+		if (!e || !has_scheme(e->value, "http://") || p->allow_insecure_http)
+			continue;
+		wsync_config_error(cfg, "%s:%d: [%s] %s = '%s': clear-text http is refused; "
+		                   "use an https:// URL (or, for a local development endpoint "
+		                   "only, set allow_insecure_http = true in [provider])",
+		                   p->path, e->line, urls[i][0], urls[i][1], e->value);
+	}
+}
+
+void wsync_config_warn_insecure(const wsync_config *cfg)
+{
+	for (size_t i = 0; cfg && i < cfg->n_providers; i++) {
+		const wsync_provider_config *p = &cfg->providers[i];
+		const char *urls[] = {p->base_url, p->token_url};
+		for (size_t u = 0; u < 2; u++)
+			if (urls[u] && has_scheme(urls[u], "http://"))
+				wsync_warn("provider %s: %s is clear-text http (allow_insecure_http = "
+				           "true in %s): tokens and workouts travel unencrypted; "
+				           "development only", p->name, urls[u], p->path);
+	}
+}
+
+/* Every required key of the table must have been set (string fields). */
+static void check_required(wsync_config *cfg, wsync_core_key_scope scope, void *base,
+                           const char *file)
+{
+	size_t n;
+	const wsync_core_key *all = wsync_core_keys(&n);
+	for (size_t i = 0; i < n; i++)
+		if (all[i].scope == scope && all[i].required &&
+		    !*(char **)((char *)base + all[i].offset))
+			wsync_config_error(cfg, "%s: [%s] %s: missing required key (%s)", file,
+			                   all[i].section, all[i].key, all[i].help);
 }
 
 /* ---- conf.d ----------------------------------------------------------- */
@@ -499,18 +903,14 @@ static void load_instance(wsync_config *cfg, const char *dir, const char *fname)
 	memset(p, 0, sizeof *p);
 	p->name = strndup(fname, stem);
 	p->path = xstrdup(path);
-	p->enabled = 1;
-	p->rate_limit_per_minute = 30;
-	p->connect_timeout_s = 10;
-	p->timeout_s = 30;
+	set_defaults(WSYNC_SCOPE_INSTANCE, p);
 	ctx.cfg = cfg;
 	ctx.prov = p;
 	ctx.file = p->path;
-	if (parse_file(&ctx, provider_key) < 0 && !ctx.rd.f)
+	if (parse_file(&ctx, provider_key) < 0)
 		return;
-	if (!p->plugin)
-		wsync_config_error(cfg, "%s: [provider] plugin: missing required key "
-		                   "(the plugin file name without .so)", path);
+	check_required(cfg, WSYNC_SCOPE_INSTANCE, p, path);
+	check_insecure(cfg, p);
 	if (p->token_url && (!p->client_id || !p->client_secret_file))
 		wsync_config_error(cfg, "%s: [oauth] token_url needs client_id and "
 		                   "client_secret_file too", path);
@@ -519,11 +919,20 @@ static void load_instance(wsync_config *cfg, const char *dir, const char *fname)
 
 static void load_conf_dir(wsync_config *cfg)
 {
-	DIR *d = opendir(cfg->conf_dir);
+	DIR *d;
 	struct dirent *de;
-	char **names = NULL;
+	char **names = NULL, err[768];
 	size_t n = 0;
+	struct stat st;
 
+	/* A missing directory is reported by opendir below. */
+	if (stat(cfg->conf_dir, &st) == 0 &&
+	    wsync_trust_path(cfg->conf_dir, WSYNC_TRUST_DIR, err, sizeof err) < 0) {
+		wsync_config_error(cfg, "%s: [plugins] conf_dir: %s",
+		                   cfg->path ? cfg->path : "(environment)", err);
+		return;
+	}
+	d = opendir(cfg->conf_dir);
 	if (!d) {
 		wsync_config_error(cfg, "%s: [plugins] conf_dir = '%s': cannot open: %s",
 		                   cfg->path ? cfg->path : "(environment)", cfg->conf_dir,
@@ -568,32 +977,22 @@ static void apply_environment(wsync_config *cfg)
 {
 	const char *url = getenv("WSYNC_DATABASE_URL");
 	const char *iv = getenv("WORKOUT_SYNC_INTERVAL_MINUTES");
+	const wsync_core_key *k = find_key(WSYNC_SCOPE_MAIN, "engine", "interval_minutes");
 	long long x;
-	if (url && *url)
+	if (url && *url) {
+		if (conninfo_valid(url) < 0)
+			wsync_config_error(cfg, "environment: WSYNC_DATABASE_URL: not a valid libpq "
+			                   "conninfo or postgresql:// URI (the value is not shown, it "
+			                   "may hold a password)");
 		set_str(&cfg->conninfo, url);
+	}
 	if (iv && *iv) {
-		if (wsync_parse_int(iv, 1, 1440, &x) < 0)
+		if (wsync_parse_int(iv, k->min, k->max, &x) < 0)
 			wsync_config_error(cfg, "environment: WORKOUT_SYNC_INTERVAL_MINUTES = '%s': "
-			                   "expected an integer from 1 to 1440", iv);
+			                   "expected an integer from %lld to %lld", iv, k->min, k->max);
 		else
 			cfg->interval_minutes = (int)x;
 	}
-}
-
-static void set_defaults(wsync_config *cfg)
-{
-	static const int backoff[] = {120, 600, 3600};
-	cfg->interval_minutes = 10;
-	cfg->workers = 8;
-	cfg->batch_size = 100;
-	cfg->lease_seconds = 300;
-	cfg->listen = 1;
-	cfg->max_retries = 3;
-	memcpy(cfg->backoff_s, backoff, sizeof backoff);
-	cfg->n_backoff = 3;
-	cfg->plugin_dir = xstrdup(WSYNC_DEFAULT_PLUGIN_DIR);
-	cfg->conf_dir = xstrdup(WSYNC_DEFAULT_CONF_DIR);
-	cfg->log_level = 1;
 }
 
 wsync_config *wsync_config_load(const char *path)
@@ -602,19 +1001,16 @@ wsync_config *wsync_config_load(const char *path)
 	struct parse_ctx ctx = {0};
 	if (!cfg)
 		return NULL;
-	set_defaults(cfg);
+	set_defaults(WSYNC_SCOPE_MAIN, cfg);
 	if (path) {
 		cfg->path = xstrdup(path);
 		ctx.cfg = cfg;
 		ctx.file = path;
-		if (parse_file(&ctx, main_key) < 0 && !ctx.rd.f)
+		if (parse_file(&ctx, main_key) < 0)
 			return cfg;
 	}
 	apply_environment(cfg);
-	if (!cfg->conninfo)
-		wsync_config_error(cfg, "%s: [database] conninfo: missing required key "
-		                   "(a libpq conninfo or postgresql:// URI; or set WSYNC_DATABASE_URL)",
-		                   path ? path : "(no config file)");
+	check_required(cfg, WSYNC_SCOPE_MAIN, cfg, path ? path : "(no config file)");
 	resolve_relative(cfg, &cfg->plugin_dir);
 	resolve_relative(cfg, &cfg->conf_dir);
 	load_conf_dir(cfg);
@@ -679,51 +1075,104 @@ const wsync_config_entry *wsync_config_entry_find(const wsync_provider_config *p
 
 /* ---- printing --------------------------------------------------------- */
 
-/* Passwords can hide in a conninfo: print it with password=... masked. */
-static void print_conninfo(FILE *f, const char *ci)
+/* "120" -> "2m": the largest unit that divides the seconds. */
+static void print_duration(FILE *f, int s)
 {
-	const char *pw = ci ? strstr(ci, "password=") : NULL;
-	const char *at = ci ? strchr(ci, '@') : NULL;
-	const char *colon = (ci && at) ? strchr(ci + 13, ':') : NULL;
-	if (!ci) {
-		fputs("(unset)\n", f);
-	} else if (pw) {
-		const char *end = pw + 9 + strcspn(pw + 9, " ");
-		fprintf(f, "%.*spassword=*****%s\n", (int)(pw - ci), ci, end);
-	} else if (!strncmp(ci, "postgres", 8) && at && colon && colon < at) {
-		fprintf(f, "%.*s:*****%s\n", (int)(colon - ci), ci, at);
-	} else {
-		fprintf(f, "%s\n", ci);
+	if (s % 86400 == 0)
+		fprintf(f, "%dd", s / 86400);
+	else if (s % 3600 == 0)
+		fprintf(f, "%dh", s / 3600);
+	else if (s % 60 == 0)
+		fprintf(f, "%dm", s / 60);
+	else
+		fprintf(f, "%ds", s);
+}
+
+/* One key's effective value, in the syntax of the INI file. */
+static void print_value(FILE *f, const wsync_core_key *k, const void *base)
+{
+	const void *field = (const char *)base + k->offset;
+	char *masked;
+
+	switch (k->type) {
+	case WSYNC_KEY_CONNINFO:
+		masked = wsync_conninfo_masked(*(char *const *)field);
+		fputs(masked, f);
+		free(masked);
+		break;
+	case WSYNC_KEY_INT:
+		fprintf(f, "%d", *(const int *)field);
+		break;
+	case WSYNC_KEY_BOOL:
+		fputs(*(const int *)field ? "true" : "false", f);
+		break;
+	case WSYNC_KEY_LOG_LEVEL:
+		fputs((const char *[]){"debug", "info", "warning", "error"}[*(const int *)field & 3], f);
+		break;
+	case WSYNC_KEY_BACKOFF: {
+		const wsync_config *c = base;
+		for (int i = 0; i < c->n_backoff; i++) {
+			fputs(i ? ", " : "", f);
+			print_duration(f, c->backoff_s[i]);
+		}
+		break;
+	}
+	case WSYNC_KEY_RATE_WINDOWS: {
+		const wsync_provider_config *p = base;
+		for (int i = 0; i < p->n_app_windows; i++) {
+			fprintf(f, "%s%d/", i ? ", " : "", p->app_windows[i].limit);
+			print_duration(f, p->app_windows[i].seconds);
+		}
+		break;
+	}
+	case WSYNC_KEY_FORBIDDEN:
+		break;
+	default: {
+		const char *str = *(char *const *)field;
+		fputs(str ? str : "", f);
+		break;
+	}
+	}
+}
+
+static void print_scope(FILE *f, wsync_core_key_scope scope, const void *base)
+{
+	size_t n;
+	const wsync_core_key *all = wsync_core_keys(&n);
+	const char *sec = "";
+	for (size_t i = 0; i < n; i++) {
+		const wsync_core_key *k = &all[i];
+		if (k->scope != scope || k->type == WSYNC_KEY_FORBIDDEN)
+			continue;
+		if (strcmp(sec, k->section))
+			fprintf(f, "[%s]\n", sec = k->section);
+		fprintf(f, "%s = ", k->key);
+		print_value(f, k, base);
+		fputc('\n', f);
 	}
 }
 
 void wsync_config_print(const wsync_config *cfg, void *file)
 {
 	FILE *f = file;
-	fprintf(f, "[database]\nconninfo = ");
-	print_conninfo(f, cfg->conninfo);
-	fprintf(f, "[engine]\ninterval_minutes = %d\nworkers = %d\nbatch_size = %d\n"
-	        "lease_seconds = %d\nlisten = %s\nmax_retries = %d\nbackoff =",
-	        cfg->interval_minutes, cfg->workers, cfg->batch_size, cfg->lease_seconds,
-	        cfg->listen ? "true" : "false", cfg->max_retries);
-	for (int i = 0; i < cfg->n_backoff; i++)
-		fprintf(f, "%s %ds", i ? "," : "", cfg->backoff_s[i]);
-	fprintf(f, "\n[plugins]\ndir = %s\nconf_dir = %s\n[log]\nlevel = %s\n",
-	        cfg->plugin_dir, cfg->conf_dir,
-	        (const char *[]){"debug", "info", "warning", "error"}[cfg->log_level]);
-	fprintf(f, "[metrics]\nlisten = %s\n", cfg->metrics_listen ? cfg->metrics_listen : "");
+	print_scope(f, WSYNC_SCOPE_MAIN, cfg);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
 		const wsync_provider_config *p = &cfg->providers[i];
+		const char *sec = "";
 		fprintf(f, "\n; %s\n", p->path);
+		print_scope(f, WSYNC_SCOPE_INSTANCE, p);
+		/* The plugin's keys as written; its schema (listed by --check)
+		 * has them as *_file paths, never as secrets. */
 		for (size_t k = 0; k < p->n_entries; k++) {
 			const wsync_config_entry *e = &p->entries[k];
 			int secret = strstr(e->key, "secret") || strstr(e->key, "token") ||
 			             strstr(e->key, "password");
 			int is_file = strlen(e->key) > 5 && !strcmp(e->key + strlen(e->key) - 5, "_file");
-			if (k == 0 || strcmp(e->section, p->entries[k - 1].section))
-				fprintf(f, "[%s]\n", e->section);
-			fprintf(f, "%s = %s\n", e->key,
-			        secret && !is_file && strcmp(e->key, "token_url") ? "*****" : e->value);
+			if (e->core)
+				continue;
+			if (strcmp(e->section, sec))
+				fprintf(f, "[%s]\n", sec = e->section);
+			fprintf(f, "%s = %s\n", e->key, secret && !is_file ? "*****" : e->value);
 		}
 	}
 }

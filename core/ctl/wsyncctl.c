@@ -11,6 +11,7 @@
  * is down.
  */
 #include "common/config.h"
+#include "common/filetrust.h"
 #include "ctl.h"
 #include "parse_workout.h"
 #include "migrate.h"
@@ -194,6 +195,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"\noptions:\n"
 		"  -c, --config FILE  main configuration (default " WSYNC_DEFAULT_CONFIG ")\n"
+		"      --insecure-files  skip the owner and write-mode checks of the\n"
+		"                     configuration and plugin files (development only)\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n\n"
 		"environment:\n"
@@ -667,6 +670,13 @@ static int global_options(ctl_ctx *ctx, int argc, char **argv)
 		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
 			printf(PROG " %s\n", WSYNC_VERSION);
 			return -1 - WSYNC_EXIT_OK;
+		}
+		if (!strcmp(a, "--insecure-files")) {
+			wsync_trust_set_insecure(1);
+			fprintf(stderr, PROG ": WARNING: --insecure-files: configuration, "
+			        "plugin and secret files are trusted whoever owns or can write "
+			        "them; development only\n");
+			continue;
 		}
 		if (!strncmp(a, "--config=", 9)) {
 			ctx->config_path = a + 9;

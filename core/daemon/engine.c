@@ -600,6 +600,7 @@ static void reload(wsync_engine *e, PGconn *db)
 	wsync_config_free(e->cfg);
 	e->cfg = cfg;
 	wsync_log_set_level(cfg->log_level);
+	wsync_config_warn_insecure(cfg);
 	reg = wsync_registry_load(cfg, wsync_host_services());
 	e->registry = reg;
 	if (db)

@@ -2,6 +2,7 @@
  * wsyncd -- drains workout_sync_queue through the provider plugins.
  */
 #include "common/config.h"
+#include "common/filetrust.h"
 #include "engine.h"
 #include "host/host.h"
 #include "common/log.h"
@@ -109,6 +110,8 @@ static void usage(FILE *f)
 		"      --once         process everything that is due, then exit\n"
 		"      --check        validate configuration and plugins, print what would\n"
 		"                     load (secrets masked), exit 0 if everything loads\n"
+		"      --insecure-files  trust configuration, plugin and secret files\n"
+		"                     whoever owns or can write them (development only)\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n\n"
 		"Environment: WSYNC_DATABASE_URL overrides [database] conninfo;\n"
@@ -166,7 +169,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"once", no_argument, NULL, 'o'},
 		{"check", no_argument, NULL, 'k'},       {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
+		{"version", no_argument, NULL, 'V'},
+		{"insecure-files", no_argument, NULL, 'I'}, {NULL, 0, NULL, 0}};
 	const char *path = WSYNC_DEFAULT_CONFIG;
 	int once = 0, do_check = 0, c, rc;
 	wsync_config *cfg;
@@ -177,6 +181,7 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'o': once = 1; break;
 		case 'k': do_check = 1; break;
+		case 'I': wsync_trust_set_insecure(1); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("wsyncd %s (plugin ABI %d.%d)\n", WSYNC_VERSION,
 		                 WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MINOR); return 0;
@@ -187,6 +192,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wsyncd: unexpected argument '%s' (see wsyncd --help)\n", argv[optind]);
 		return 2;
 	}
+	if (wsync_trust_insecure())
+		wsync_warn("--insecure-files: the owner and write-mode checks of wsyncd.ini, "
+		           "conf.d, the plugins and the secret files are OFF: anyone who can "
+		           "write them can run code as this user; development only");
 	cfg = wsync_config_load(path);
 	if (!wsync_config_ok(cfg)) {
 		fprintf(stderr, "wsyncd: configuration error:\n%s", wsync_config_errors(cfg));
@@ -194,6 +203,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	wsync_log_set_level(cfg->log_level);
+	wsync_config_warn_insecure(cfg);
 	install_fatal_handlers();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (do_check) {

@@ -8,6 +8,7 @@
  */
 #include "plugin_loader.h"
 
+#include "common/filetrust.h"
 #include "common/log.h"
 
 #include <dlfcn.h>
@@ -41,11 +42,8 @@ struct wsync_registry {
 	size_t n_instances;
 };
 
-static int writable_by_others(const struct stat *st)
-{
-	return (st->st_mode & (S_IWGRP | S_IWOTH)) != 0;
-}
-
+/* A plugin runs as wsyncd: refuse one, or a directory, that someone else
+ * could have written (common/filetrust.h). */
 static int check_file(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
@@ -61,23 +59,13 @@ static int check_file(const char *path, char *err, size_t errlen)
 		         "directories are refused)", path);
 		return -1;
 	}
-	if (writable_by_others(&st)) {
-		snprintf(err, errlen, "%s: writable by group or others (mode %03o): "
-		         "refused; run chmod go-w on it", path, (unsigned)(st.st_mode & 0777));
+	if (wsync_trust_stat(path, &st, WSYNC_TRUST_FILE, err, errlen) < 0)
 		return -1;
-	}
 	snprintf(dir, sizeof dir, "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash)
 		*slash = 0;
-	if (stat(slash ? dir : ".", &st) == 0 && writable_by_others(&st) &&
-	    !(st.st_mode & S_ISVTX)) {
-		snprintf(err, errlen, "%s: its directory %s is writable by group or "
-		         "others (mode %03o): refused; run chmod go-w on it", path,
-		         slash ? dir : ".", (unsigned)(st.st_mode & 0777));
-		return -1;
-	}
-	return 0;
+	return wsync_trust_path(slash ? dir : ".", WSYNC_TRUST_DIR, err, errlen);
 }
 
 /* When wsync_plugin_v1 is missing, name any other generation found. */

@@ -4,6 +4,7 @@
 
 #include "common/config.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,7 +73,7 @@ static void errors_name_file_line_key(void)
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[metrics]\nlisten = 127.0.0.1:9465\n", NULL);
-	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': the metrics endpoint is not available");
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': reserved for the metrics endpoint, which is not built yet");
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[engine]\nbackoff = 2m, soon\n", NULL);
@@ -139,6 +140,218 @@ static void secrets(void)
 	wsync_config_free(c);
 }
 
+/* Write `len` bytes (NULs included) to `path`. */
+static void write_bytes(const char *path, const char *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	T_CHECK(fd >= 0 && write(fd, buf, len) == (ssize_t)len);
+	close(fd);
+}
+
+static void robust_reading(void)
+{
+	char path[600], *long_ini, *big;
+	size_t n;
+	wsync_config *c;
+
+	/* Lines far beyond inih's 200 bytes: a 5000-character application_name. */
+	long_ini = malloc(6000);
+	n = (size_t)snprintf(long_ini, 6000, "[database]\nconninfo = dbname=x application_name=");
+	memset(long_ini + n, 'a', 5000);
+	snprintf(long_ini + n + 5000, 6000 - n - 5000, "\n[plugins]\nconf_dir = conf.d\n");
+	c = load(long_ini, NULL);
+	T_EQ_STR(wsync_config_errors(c), "");
+	T_EQ_INT(strlen(c->conninfo), strlen("dbname=x application_name=") + 5000);
+	wsync_config_free(c);
+	free(long_ini);
+
+	/* A NUL byte in a value: named with file, line and key. */
+	snprintf(path, sizeof path, "%s/wsyncd.ini", dir);
+	{
+		static const char nul[] = MAIN_OK "[engine]\nworkers = 4\0junk\n";
+		write_bytes(path, nul, sizeof nul - 1);
+		c = wsync_config_load(path);
+		T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [engine] workers: the value "
+		           "holds a NUL byte");
+		wsync_config_free(c);
+	}
+	c = load(MAIN_OK "[engine]\nworkers = 4x\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [engine] workers = '4x': expected an integer");
+	wsync_config_free(c);
+	c = load(MAIN_OK "[engine]\nbackoff = 2m,,10m\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [engine] backoff = '2m,,10m': "
+	           "expected a comma list");
+	wsync_config_free(c);
+	c = load(MAIN_OK "[engine]\nbackoff = 2m, 10m,\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [engine] backoff = '2m, 10m,'");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\napp_rate_limits = 200/5m,,1000/1h\n");
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] app_rate_limits = "
+	           "'200/5m,,1000/1h'");
+	wsync_config_free(c);
+
+	/* An unterminated header is reported as such, and the keys below it
+	 * are not blamed on the section before. */
+	c = load(MAIN_OK "[engine\nworkers = 4\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:5: '[engine': unterminated section "
+	           "header (expected ']')");
+	T_CHECK(!strstr(wsync_config_errors(c), "unknown key"));
+	T_CHECK(!strstr(wsync_config_errors(c), ":6:"));
+	wsync_config_free(c);
+	c = load("workers = 4\n" MAIN_OK, NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:1: workers: key outside any section");
+	wsync_config_free(c);
+
+	/* Comments, a BOM, CRLF and blanks still read as before. */
+	c = load("\xEF\xBB\xBF; wsyncd\r\n[database]\r\nconninfo = dbname=x\r\n"
+	         "[plugins]\nconf_dir = conf.d ; relative\n  [engine]  \n"
+	         "# a comment\n\tworkers=3 ; three\n", NULL);
+	T_EQ_STR(wsync_config_errors(c), "");
+	T_EQ_INT(c->workers, 3);
+	T_EQ_STR(c->conninfo, "dbname=x");
+	wsync_config_free(c);
+
+	/* Not regular files fail at once, and nothing too large is read. */
+	c = wsync_config_load("/dev/zero");
+	T_EQ_STR(wsync_config_errors(c), "/dev/zero: not a regular file (a character device); "
+	         "give the path of a file\n");
+	wsync_config_free(c);
+	snprintf(path, sizeof path, "%s/fifo.ini", dir);
+	T_EQ_INT(mkfifo(path, 0600), 0);
+	c = wsync_config_load(path);
+	T_CONTAINS(wsync_config_errors(c), "fifo.ini: not a regular file (a FIFO)");
+	wsync_config_free(c);
+	unlink(path);
+	c = wsync_config_load(dir);
+	T_CONTAINS(wsync_config_errors(c), "not a regular file (a directory)");
+	wsync_config_free(c);
+	snprintf(path, sizeof path, "%s/big.ini", dir);
+	big = malloc(WSYNC_CONFIG_MAX_BYTES + 1);
+	memset(big, ';', WSYNC_CONFIG_MAX_BYTES + 1);
+	write_bytes(path, big, WSYNC_CONFIG_MAX_BYTES + 1);
+	free(big);
+	c = wsync_config_load(path);
+	T_CONTAINS(wsync_config_errors(c), "big.ini: too large (1048577 bytes, at most 1048576)");
+	wsync_config_free(c);
+	unlink(path);
+}
+
+static void https_only(void)
+{
+	wsync_config *c;
+	char *argv[5], *out = NULL, exe[600];
+
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = http://127.0.0.1:9\n");
+	T_CONTAINS(wsync_config_errors(c), "conf.d/wahoo.ini:3: [provider] base_url = "
+	           "'http://127.0.0.1:9': clear-text http is refused; use an https:// URL (or, "
+	           "for a local development endpoint only, set allow_insecure_http = true in "
+	           "[provider])");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = https://a.example\n"
+	         "[oauth]\ntoken_url = HTTP://127.0.0.1:9/t\nclient_id = i\n");
+	T_CONTAINS(wsync_config_errors(c), "conf.d/wahoo.ini:5: [oauth] token_url = "
+	           "'HTTP://127.0.0.1:9/t': clear-text http is refused");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = ftp://x\n");
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] base_url = 'ftp://x': "
+	           "expected an https:// URL");
+	wsync_config_free(c);
+	/* The opt-in, wherever it stands in the file. */
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = http://127.0.0.1:9\n"
+	         "allow_insecure_http = true\n");
+	T_EQ_STR(wsync_config_errors(c), "");
+	T_EQ_INT(c->providers[0].allow_insecure_http, 1);
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[oauth]\ntoken_url = http://127.0.0.1:9/t\n[provider]\nplugin = wahoo\n"
+	         "allow_insecure_http = yes\n");
+	T_CHECK(!strstr(wsync_config_errors(c), "clear-text"));
+	wsync_config_free(c);
+
+	/* wsyncd: exit 2 without the flag; a warning at start with it. */
+	snprintf(exe, sizeof exe, "%s/core/daemon/wsyncd", getenv("WSYNC_BUILD_ROOT"));
+	argv[0] = exe;
+	argv[1] = "-c";
+	argv[3] = "--check";
+	argv[4] = NULL;
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = http://127.0.0.1:9\n");
+	argv[2] = c->path;
+	T_EQ_INT(t_run(argv, &out), 2);
+	T_CONTAINS(out, "wahoo.ini:3: [provider] base_url = 'http://127.0.0.1:9': clear-text "
+	           "http is refused");
+	free(out);
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nbase_url = http://127.0.0.1:9\n"
+	         "allow_insecure_http = true\n");
+	argv[2] = c->path;
+	t_run(argv, &out);
+	T_CONTAINS(out, "WARN");
+	T_CONTAINS(out, "provider wahoo: http://127.0.0.1:9 is clear-text http "
+	           "(allow_insecure_http = true in");
+	free(out);
+	wsync_config_free(c);
+}
+
+/* Every form of password libpq accepts is masked, the rest kept. */
+static void conninfo_masking(void)
+{
+	static const struct {
+		const char *in, *secret, *kept;
+	} cases[] = {
+		{"host=h password=s3cr3t dbname=d", "s3cr3t", "dbname=d"},
+		{"host=h password = s3cr3t dbname=d", "s3cr3t", "host=h"},
+		{"password='a b' dbname=d", "a b", "dbname=d"},
+		{"password = 'it\\'s' user=u", "it", "user=u"},
+		{"postgresql://user:s3cr3t@db.example/app", "s3cr3t", "user=user"},
+		{"postgres://u:p%40ss@h:5433/app?sslmode=require", "p@ss", "sslmode=require"},
+		{"postgresql://u:s3cr3t@h/app", "s3cr3t", "dbname=app"},
+		{"postgresql://h/app?password=qs3cr3t", "qs3cr3t", "host=h"},
+		{"postgresql:///app?host=/run/pg&password=x7y", "x7y", "host=/run/pg"},
+		{"dbname=d sslpassword=k3y", "k3y", "dbname=d"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *m = wsync_conninfo_masked(cases[i].in);
+		if (strstr(m, cases[i].secret))
+			t_fail(__FILE__, __LINE__, "'%s' printed as '%s'", cases[i].in, m);
+		T_CONTAINS(m, "password=****");
+		T_CONTAINS(m, cases[i].kept);
+		free(m);
+	}
+	{
+		char *m = wsync_conninfo_masked("host=h dbname='my db'");
+		/* libpq's order of keywords; quotes where a value needs them */
+		T_EQ_STR(m, "dbname='my db' host=h");
+		free(m);
+		m = wsync_conninfo_masked("password='unterminated s3cr3t");
+		T_EQ_STR(m, "(not a valid conninfo; not shown)");
+		free(m);
+		m = wsync_conninfo_masked(NULL);
+		T_EQ_STR(m, "(unset)");
+		free(m);
+	}
+	/* Through --check's printer, and a conninfo libpq cannot read is a
+	 * configuration error that does not repeat the value. */
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f;
+		wsync_config *c = load("[database]\nconninfo = host=h password = 'a b' dbname=d\n"
+		                       "[plugins]\nconf_dir = conf.d\n", NULL);
+		T_EQ_STR(wsync_config_errors(c), "");
+		f = open_memstream(&buf, &len);
+		wsync_config_print(c, f);
+		fclose(f);
+		T_CONTAINS(buf, "conninfo = password=**** dbname=d host=h\n");
+		T_CHECK(!strstr(buf, "a b"));
+		free(buf);
+		wsync_config_free(c);
+		c = load("[database]\nconninfo = password='s3cr3t\n[plugins]\nconf_dir = conf.d\n", NULL);
+		T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:2: [database] conninfo: not a valid "
+		           "libpq conninfo");
+		T_CHECK(!strstr(wsync_config_errors(c), "s3cr3t"));
+		wsync_config_free(c);
+	}
+}
+
 static void parsers(void)
 {
 	int v, n, b[4];
@@ -150,6 +363,9 @@ static void parsers(void)
 	T_EQ_INT(wsync_parse_backoff("2m, 10m, 1h", b, 4, &n), 0);
 	T_EQ_INT(n, 3);
 	T_EQ_INT(b[2], 3600);
+	T_CHECK(wsync_parse_backoff("2m,,1h", b, 4, &n) < 0);
+	T_CHECK(wsync_parse_backoff("", b, 4, &n) < 0);
+	T_CHECK(wsync_parse_backoff("1m,2m,3m,4m,5m", b, 4, &n) < 0);
 }
 
 int main(void)
@@ -159,6 +375,9 @@ int main(void)
 	errors_name_file_line_key();
 	missing_conninfo_and_env();
 	secrets();
+	robust_reading();
+	https_only();
+	conninfo_masking();
 	parsers();
 	return t_done();
 }

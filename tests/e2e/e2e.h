@@ -34,7 +34,9 @@ void e2e_stop(e2e *t);
 /* Copy a built plugin .so into the private plugin dir (mode 0755). */
 void e2e_add_plugin(e2e *t, const char *so_path);
 /* Write conf.d/<name>.ini; every "@BASE@" in body becomes base_url and
- * "@DIR@" the temp dir.  Also registers the provider in sync_providers. */
+ * "@DIR@" the temp dir.  Also registers the provider in sync_providers.
+ * With the plain-http sandbox (not tls) a body holding "http://" gets
+ * "[provider] allow_insecure_http = true" appended. */
 void e2e_instance(e2e *t, const char *name, const char *plugin, const char *body);
 /* Write a secret file (mode 0600) under dir, return its path (static buf). */
 const char *e2e_secret(e2e *t, const char *name, const char *content);

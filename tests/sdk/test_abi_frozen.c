@@ -54,7 +54,7 @@ static void frozen_works(const char *so)
 	char *head;
 
 	snprintf(ini, sizeof ini, "[provider]\nplugin = frozen_v1\nbase_url = http://127.0.0.1:%d\n"
-	         "[frozen]\nlabel = L1\nloud = yes\napi_key_file = %s\n", mock_port(m), secret_path);
+	         "allow_insecure_http = true\n[frozen]\nlabel = L1\nloud = yes\napi_key_file = %s\n", mock_port(m), secret_path);
 	th = wsync_testhost_load(so, ini, err, sizeof err);
 	CHECK(th != NULL);
 	if (!th) {

@@ -194,7 +194,7 @@ static void http_calls(const char *so)
 	char *head;
 
 	snprintf(ini, sizeof ini, "[provider]\nbase_url = http://127.0.0.1:%d/api/\n"
-	         "timeout_seconds = 5\n", mock_port(m));
+	         "timeout_seconds = 5\nallow_insecure_http = true\n", mock_port(m));
 	th = wsync_testhost_load(so, ini, err, sizeof err);
 	CHECK(th != NULL);
 	if (!th) {

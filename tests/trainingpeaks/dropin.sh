@@ -184,6 +184,9 @@ sed -e "s|^base_url *=.*|base_url = $base|" \
     -e "s|^client_id *=.*|client_id = dropin-client|" \
     -e "s|^client_secret_file *=.*|client_secret_file = $tmp/tp.secret|" \
     "$sample" >"$conf_dir/trainingpeaks.ini"
+# The sandbox speaks plain http: the development opt-in, in its own section
+# so the sample's lines stay as shipped.
+printf '\n[provider]\nallow_insecure_http = true\n' >>"$conf_dir/trainingpeaks.ini"
 chmod 0644 "$conf_dir/trainingpeaks.ini"
 kill -HUP "$wsyncd_pid"
 for _ in $(seq 200); do

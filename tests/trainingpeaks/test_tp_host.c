@@ -22,7 +22,8 @@ static wsync_testhost *load(const char *extra)
 	char ini[2048], err[1024];
 	wsync_testhost *th;
 	snprintf(ini, sizeof ini,
-	         "[provider]\nplugin = trainingpeaks\nbase_url = %s\n%s", sb->base_url,
+	         "[provider]\nplugin = trainingpeaks\nbase_url = %s\n"
+	         "allow_insecure_http = true\n%s", sb->base_url,
 	         extra ? extra : "[oauth]\nclient_id = unit-client\n");
 	th = wsync_testhost_load(so_path, ini, err, sizeof err);
 	if (!th)
@@ -406,13 +407,13 @@ static void configuration(void)
 	}
 	/* refused values */
 	snprintf(ini, sizeof ini, "[provider]\nplugin = trainingpeaks\nbase_url = %s\n"
-	                          "[trainingpeaks]\nuser_agent = no version\n", sb->base_url);
+	                          "allow_insecure_http = true\n[trainingpeaks]\nuser_agent = no version\n", sb->base_url);
 	T_CHECK(wsync_testhost_load(so_path, ini, err, sizeof err) == NULL);
 	snprintf(ini, sizeof ini, "[provider]\nplugin = trainingpeaks\nbase_url = %s\n"
-	                          "[trainingpeaks]\ndefault_workout_type = kayak\n", sb->base_url);
+	                          "allow_insecure_http = true\n[trainingpeaks]\ndefault_workout_type = kayak\n", sb->base_url);
 	T_CHECK(wsync_testhost_load(so_path, ini, err, sizeof err) == NULL);
 	snprintf(ini, sizeof ini, "[provider]\nplugin = trainingpeaks\nbase_url = %s\n"
-	                          "[trainingpeaks]\nunknown = 1\n", sb->base_url);
+	                          "allow_insecure_http = true\n[trainingpeaks]\nunknown = 1\n", sb->base_url);
 	T_CHECK(wsync_testhost_load(so_path, ini, err, sizeof err) == NULL);
 	T_CONTAINS(err, "unknown");
 	/* default_workout_type applies to unknown sports */
