@@ -3,7 +3,7 @@
 # Idempotent: does nothing (and needs no network) when all are present.
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-dev
-      libpq-dev libcurl4-openssl-dev libjson-c-dev libinih-dev uuid-dev
+      libpq-dev libcurl4-openssl-dev libjson-c-dev uuid-dev
       libmicrohttpd-dev postgresql openssl ca-certificates util-linux curl)
 missing=()
 for p in "${pkgs[@]}"; do

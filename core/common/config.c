@@ -343,7 +343,7 @@ static const struct key_row {
 	 "worker threads, each with its own connection"},
 	{"engine", "batch_size", WSYNC_KEY_INT, 1, 10000, "100", NULL, 0, MAIN(batch_size),
 	 "entries claimed per round, shared among workers"},
-	{"engine", "lease_seconds", WSYNC_KEY_INT, 10, 86400, "300", NULL, 0, MAIN(lease_seconds),
+	{"engine", "lease_seconds", WSYNC_KEY_INT, 3, 86400, "10", NULL, 0, MAIN(lease_seconds),
 	 "a claimed entry is claimable again after this"},
 	{"engine", "listen", WSYNC_KEY_BOOL, 0, 0, "true", NULL, 0, MAIN(listen),
 	 "LISTEN on channel wsync_queue for immediate pickup"},
