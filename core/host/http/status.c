@@ -42,7 +42,7 @@ static const struct answer_row {
  * oversized answer) is the provider's trouble; a request refused before
  * sending is a bug.  Any status no row covers (1xx, 3xx: redirects are not
  * followed) is unexpected. */
-static const struct answer_row transport_row = {0, 0, WSYNC_E_PROVIDER, WAIT_HEADER};
+static const struct answer_row transport_row = {0, 0, WSYNC_E_PROVIDER, WAIT_NONE};
 static const struct answer_row unexpected_row = {0, 0, WSYNC_E_UNEXPECTED, WAIT_NONE};
 
 static const struct answer_row *find_row(const wsync_http_result *res)
