@@ -33,7 +33,8 @@ typedef struct wsync_http_result {
 	                              any status; else from X-RateLimit-Reset
 	                              on a 429 only (Wahoo sends it on every
 	                              answer); 0 when absent */
-	int transport_error;       /* 1: timeout, reset, DNS, TLS, truncated */
+	int transport_error;       /* 1: timeout, reset, DNS, TLS, truncated,
+	                              body over 8 MiB, headers over 100 KiB */
 	char error[256];           /* transport error text, "" otherwise */
 } wsync_http_result;
 

@@ -30,6 +30,11 @@
 #define HEADER_VALUE_MAX WSYNC_HTTP_HEADER_VALUE_MAX
 #define DEFAULT_CONNECT_TIMEOUT_S 10L
 #define DEFAULT_TIMEOUT_S 30L
+/* Response headers larger than this are refused with a clear message.  It
+ * is libcurl's own limit for one header line (CURL_MAX_HTTP_HEADER), which
+ * curl reports as "Out of memory"; applying it to the whole header block
+ * keeps one message for both shapes (curl's own block limit is 300 KiB). */
+#define HEADERS_CAP ((size_t)CURL_MAX_HTTP_HEADER)
 
 struct wsync_http_client {
 	CURL *curl;
@@ -38,6 +43,9 @@ struct wsync_http_client {
 	size_t body_cap;
 	int body_overflow;         /* the answer passed BODY_CAP */
 	int body_oom;
+	size_t header_bytes;       /* of the current header block */
+	int in_headers;            /* a status line came, the blank line not yet */
+	int headers_overflow;      /* the block passed HEADERS_CAP */
 	char retry_after[HEADER_VALUE_MAX];
 	char ratelimit_reset[HEADER_VALUE_MAX];
 	char errbuf[CURL_ERROR_SIZE];
@@ -174,8 +182,17 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		c->retry_after[0] = '\0';
 		c->ratelimit_reset[0] = '\0';
+		c->header_bytes = len;
+		c->in_headers = 1;
 		return len;
 	}
+	c->header_bytes += len;
+	if (c->header_bytes > HEADERS_CAP) {
+		c->headers_overflow = 1;
+		return 0;               /* aborts with CURLE_WRITE_ERROR */
+	}
+	if (len <= 2 && (line[0] == '\r' || line[0] == '\n'))
+		c->in_headers = 0;      /* the blank line ends the block */
 	capture_header(line, len, "Retry-After", c->retry_after);
 	capture_header(line, len, "X-RateLimit-Reset", c->ratelimit_reset);
 	return len;
@@ -391,6 +408,9 @@ static void result_reset(wsync_http_client *c, wsync_http_result *res)
 	c->body[0] = '\0';
 	c->body_overflow = 0;
 	c->body_oom = 0;
+	c->header_bytes = 0;
+	c->in_headers = 0;
+	c->headers_overflow = 0;
 	c->retry_after[0] = '\0';
 	c->ratelimit_reset[0] = '\0';
 	c->errbuf[0] = '\0';
@@ -406,11 +426,31 @@ static int refuse(wsync_http_result *res, const char *why)
 	return -1;
 }
 
+/* No answer: nothing of a partial body is shown to anyone. */
+static int drop_body(wsync_http_client *c, wsync_http_result *res)
+{
+	res->status = 0;
+	c->body_len = 0;
+	c->body[0] = '\0';
+	res->body = c->body;
+	res->body_len = 0;
+	return -1;
+}
+
 static int transport_failure(wsync_http_client *c, wsync_http_result *res,
                              CURLcode rc)
 {
 	const char *detail = c->errbuf[0] ? c->errbuf : "";
 
+	/* libcurl reports a header line over its limit as "Out of memory"
+	 * (CURLE_TOO_LARGE, 100, from curl 8.6): say what it is. */
+	if (c->headers_overflow ||
+	    (c->in_headers && (rc == CURLE_OUT_OF_MEMORY || (int)rc == 100))) {
+		res->transport_error = 1;
+		snprintf(res->error, sizeof res->error,
+		         "response header too large (over %zu bytes)", HEADERS_CAP);
+		return drop_body(c, res);
+	}
 	if (c->body_overflow)
 		detail = "response body larger than 8 MiB";
 	else if (c->body_oom)
@@ -418,14 +458,9 @@ static int transport_failure(wsync_http_client *c, wsync_http_result *res,
 	else if (rc == CURLE_FILESIZE_EXCEEDED)
 		detail = "response body larger than 8 MiB";
 	res->transport_error = 1;
-	res->status = 0;
-	c->body_len = 0;
-	c->body[0] = '\0';
-	res->body = c->body;
-	res->body_len = 0;
 	snprintf(res->error, sizeof res->error, "curl error %d (%s)%s%.180s", (int)rc,
 	         curl_easy_strerror(rc), *detail ? ": " : "", detail);
-	return -1;
+	return drop_body(c, res);
 }
 
 int wsync_http_perform(wsync_http_client *c, const wsync_http_settings *s,
