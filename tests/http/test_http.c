@@ -705,6 +705,35 @@ static void huge_headers(int one_line)
 	free(raw);
 }
 
+/* wsync_redact: known values (also cut off at the end), Bearer, JSON
+ * members, form fields; ordinary text untouched. */
+static void test_redact(void)
+{
+	const char *secrets[] = {"tok-123456", NULL, "sec\n", "client-secret-9\n"};
+	char a[] = "x tok-123456 y tok-123456";
+	char b[] = "Authorization: Bearer abc.def-ghi, next";
+	char c[] = "{\"access_token\": \"AAA\", \"Refresh_Token\":\"b\",\"name\":\"tok\"}";
+	char d[] = "grant_type=refresh_token&refresh_token=r1r2&client_secret=client-secret-9";
+	char e[] = "cut: tok-12";
+	char f[] = "the token was fine; access denied; sec is short";
+	char g[] = "{\\\"id_token\\\":\\\"zz\\\"}";
+
+	T_EQ_INT((int)wsync_redact(a, secrets, 4), 2);
+	T_EQ_STR(a, "x *** y ***");
+	wsync_redact(b, NULL, 0);
+	T_EQ_STR(b, "Authorization: Bearer ***, next");
+	wsync_redact(c, secrets, 4);
+	T_EQ_STR(c, "{\"access_token\": \"***\", \"Refresh_Token\":\"*\",\"name\":\"tok\"}");
+	wsync_redact(d, secrets, 4);
+	T_EQ_STR(d, "grant_type=refresh_token&refresh_token=***&client_secret=***");
+	wsync_redact(e, secrets, 4);
+	T_EQ_STR(e, "cut: ***");
+	T_EQ_INT((int)wsync_redact(f, secrets, 4), 0);
+	T_EQ_STR(f, "the token was fine; access denied; sec is short");
+	wsync_redact(g, NULL, 0);
+	T_EQ_STR(g, "{\\\"id_token\\\":\\\"**\\\"}");
+}
+
 static void test_huge_headers(void)
 {
 	huge_headers(1);
@@ -735,6 +764,7 @@ int main(void)
 	test_connect_refused();
 	test_body_cap();
 	test_huge_headers();
+	test_redact();
 	test_refused_requests();
 	test_tls();
 
