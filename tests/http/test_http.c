@@ -1,5 +1,5 @@
 /*
- * test_http.c -- core/http.c against real servers on 127.0.0.1: the
+ * test_http.c -- core/host/http/ (the HTTP client) against real servers on 127.0.0.1: the
  * scripted mock server (plain HTTP, fault injection) and `openssl s_server`
  * (TLS verification).
  */
