@@ -252,7 +252,8 @@ static int32_t prepare(wsync_worker *w, const wsync_entry *e, loaded *l,
 	if (!l->token.found || !l->token.access_token)
 		return fail(res, WSYNC_E_AUTH, "the user has no connected account on this provider");
 	if (l->token.needs_reconnect)
-		return fail(res, WSYNC_E_AUTH, "the user must reconnect this provider (token refresh failed)");
+		return fail(res, WSYNC_E_AUTH, "the user must reconnect this provider "
+		            "(provider_tokens.needs_reconnect is set)");
 	if (l->workout_row && !is_delete(e) &&
 	    wsync_workout_parse(l->workout.workout_text, strlen(l->workout.workout_text),
 	                        &l->structure, &perr) < 0)
@@ -342,6 +343,25 @@ static int32_t start_calls(wsync_worker *w, const wsync_entry *e, wsync_dispatch
 	return fail(res, WSYNC_E_UNEXPECTED, "lease lost before the call started");
 }
 
+/* An auth_error that ends an entry: whatever refused the credentials (a 401
+ * that stands after a refresh, a 403 or 412, a refused refresh, no refresh
+ * endpoint, the plugin's own verdict), only the user can fix it by
+ * connecting again.  Flag the token so the application can ask for that,
+ * and say so in the message. */
+static void needs_reconnect(wsync_worker *w, const wsync_entry *e,
+                            wsync_dispatch_result *res)
+{
+	char err[256], msg[sizeof res->message];
+
+	if (wsync_token_mark_reconnect(w->db, e->user_id, e->provider, err, sizeof err) < 0)
+		wsync_warn("entry %s: %s", e->id, err);
+	if (!strstr(res->message, "must reconnect")) {
+		snprintf(msg, sizeof msg, "the user must reconnect %s: %s", e->provider,
+		         res->message[0] ? res->message : "credentials refused");
+		memcpy(res->message, msg, sizeof msg);
+	}
+}
+
 void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_entry *e,
                     wsync_dispatch_result *res)
 {
@@ -363,6 +383,8 @@ void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_en
 			ensure_workout_linked(w, inst, &call, e, &l, res);
 		if (res->status == WSYNC_OK)
 			run(inst, &call, e, &l, res);
+		if (res->status == WSYNC_E_AUTH)
+			needs_reconnect(w, e, res);
 		/* Commit the workout's new link before the lock goes; the
 		 * caller's transaction writes it again, which is harmless. */
 		if (is_workout(e) && res->link != LINK_KEEP)
@@ -374,6 +396,8 @@ void wsync_dispatch(wsync_worker *w, wsync_plugin_instance *inst, const wsync_en
 	if (res->status != WSYNC_OK && res->status != WSYNC_NOT_APPLICABLE && !res->message[0])
 		snprintf(res->message, sizeof res->message, "plugin %s returned status %d without a message",
 		         inst->desc->name, res->status);
+	/* The message goes to the log and the queue row: no secret in it. */
+	wsync_call_redact(&call, res->message);
 	wsync_call_clean(&call);
 	loaded_free(&l);
 }

@@ -1,23 +1,21 @@
 /*
  * classify.h -- what happens to a queue entry after an operation returned
- * `status` (DESIGN section 5).  Pure functions: unit-tested directly.
- *
- *   status               error_type        retry  next attempt
- *   OK, NOT_APPLICABLE   (none)            -      processed
- *   E_NOT_FOUND (entity) record_not_found  no     processed
- *   E_RATE_LIMIT         rate_limit        yes    retry_after (else 60 s); no retry used
- *   E_AUTH               auth_error        no     processed (user must reconnect)
- *   E_PROVIDER           provider_error    yes    backoff[retry_count], then permanent
- *   E_UNEXPECTED         unexpected_error  yes    backoff[retry_count], then permanent
- *   E_INVALID            invalid_request   no     processed (400/422: same request fails again)
- *   E_INVALID_WORKOUT    invalid_workout   no     processed (fix the text)
+ * `status`: its error_type, whether it is retried, and when.  The normative
+ * table is "HTTP CLASSIFICATION" in include/wsync/plugin.h (its columns
+ * error_type, retried and wait); tests/engine/test_classify_ratelimit.c
+ * checks this code against it.  Beyond that table: WSYNC_NOT_APPLICABLE is
+ * a success, WSYNC_E_INVALID_WORKOUT is invalid_workout (not retried), and
+ * WSYNC_E_RECORD_GONE below is record_not_found (not retried).  Statuses
+ * the table does not know are unexpected_error, retried with backoff.
+ * Pure functions: unit-tested directly.
  */
 #ifndef WSYNC_CLASSIFY_H
 #define WSYNC_CLASSIFY_H
 
 #include <stdint.h>
 
-/* Status the engine uses when the entity row no longer exists. */
+/* Status the engine uses when the entity row no longer exists (the
+ * workout or scheduled workout was deleted before its entry ran). */
 #define WSYNC_E_RECORD_GONE 100
 
 typedef struct wsync_outcome {

@@ -39,12 +39,51 @@ static void rate_db_warning(const char *why)
 	           "per wsyncd process until it does", (int)strcspn(why, "\n"), why);
 }
 
-static void host_log(const wsync_instance *inst, int32_t level, const char *fmt, ...)
+/* The call context in use on this thread (wsync_call_init to
+ * wsync_call_clean): host_log masks its tokens, which it is not handed. */
+static _Thread_local const wsync_call *current_call;
+
+/* Mask the call's access and refresh tokens and the instance's client
+ * secret in s (in place), plus whatever looks like a credential: a
+ * provider may echo any of them in an answer a plugin logs or reports. */
+static void redact(const wsync_plugin_instance *inst, const wsync_call *call, char *s)
+{
+	const char *secrets[3] = {NULL, NULL, NULL};
+	if (call && call->token) {
+		secrets[0] = call->token->access_token;
+		secrets[1] = call->token->refresh_token;
+	}
+	if (inst && inst->cfg)
+		secrets[2] = inst->cfg->client_secret;
+	wsync_redact(s, secrets, 3);
+}
+
+void wsync_call_redact(const wsync_call *call, char *s)
+{
+	redact(call ? call->inst : NULL, call, s);
+}
+
+static void log_line(int32_t level, const char *prefix, const char *fmt, ...)
+	WSYNC_PRINTF(3, 4);
+
+static void log_line(int32_t level, const char *prefix, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	wsync_vlog(level, inst ? inst->name : "plugin", fmt, ap);
+	wsync_vlog(level, prefix, fmt, ap);
 	va_end(ap);
+}
+
+static void host_log(const wsync_instance *inst, int32_t level, const char *fmt, ...)
+{
+	char line[2048];
+	const wsync_call *call = current_call && current_call->inst == inst ? current_call : NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	redact(inst, call, line);
+	log_line(level, inst ? inst->name : "plugin", "%s", line);
 }
 
 static const char *host_config_string(const wsync_instance *inst, const char *section,
@@ -78,6 +117,7 @@ static int32_t host_set_error(wsync_call *call, int32_t status, int64_t retry_af
 	va_start(ap, fmt);
 	vsnprintf(call->message, sizeof call->message, fmt, ap);
 	va_end(ap);
+	redact(call->inst, call, call->message);
 	return status;
 }
 
@@ -247,6 +287,7 @@ static int32_t host_http(wsync_call *call, const wsync_http_request *req,
 	}
 	st = wsync_http_classify(req, &call->result, call->message, sizeof call->message,
 	                         &call->retry_after_s);
+	redact(call->inst, call, call->message);
 	call->status = st;
 	return st;
 }
@@ -277,6 +318,7 @@ void wsync_call_init(wsync_call *call, wsync_plugin_instance *inst)
 {
 	memset(call, 0, sizeof *call);
 	call->inst = inst;
+	current_call = call;
 }
 
 void wsync_call_reset_outcome(wsync_call *call)
@@ -291,6 +333,8 @@ void wsync_call_reset_outcome(wsync_call *call)
 
 void wsync_call_clean(wsync_call *call)
 {
+	if (current_call == call)
+		current_call = NULL;
 	free(call->provider_id);
 	call->provider_id = NULL;
 }

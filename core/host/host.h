@@ -37,10 +37,18 @@ struct wsync_call {
 /* The table handed to every plugin's init(). */
 const wsync_host *wsync_host_services(void);
 
-/* Prepare / clean a call context (zeroed outcome). */
+/* Prepare / clean a call context (zeroed outcome).  Between the two, the
+ * context is this thread's current call: the plugin's log lines are masked
+ * with its tokens. */
 void wsync_call_init(wsync_call *call, wsync_plugin_instance *inst);
 void wsync_call_reset_outcome(wsync_call *call);
 void wsync_call_clean(wsync_call *call);
+
+/* Mask the call's access and refresh tokens, the instance's client secret
+ * and anything shaped like a credential in s, in place (wsync_redact).
+ * Messages recorded through the host (http, set_error) and plugin log lines
+ * are masked already. */
+void wsync_call_redact(const wsync_call *call, char *s);
 
 /* HTTP settings of the call's instance.  The User-Agent is
  * "wsync/<version>"; a provider that wants its own form (TrainingPeaks:

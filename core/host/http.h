@@ -33,7 +33,8 @@ typedef struct wsync_http_result {
 	                              any status; else from X-RateLimit-Reset
 	                              on a 429 only (Wahoo sends it on every
 	                              answer); 0 when absent */
-	int transport_error;       /* 1: timeout, reset, DNS, TLS, truncated */
+	int transport_error;       /* 1: timeout, reset, DNS, TLS, truncated,
+	                              body over 8 MiB, headers over 100 KiB */
 	char error[256];           /* transport error text, "" otherwise */
 } wsync_http_result;
 
@@ -55,17 +56,14 @@ int wsync_http_perform(wsync_http_client *c, const wsync_http_settings *s,
                        wsync_http_result *res, int64_t now);
 
 /*
- * The core's classification of an answer (DESIGN section 5):
- * 2xx -> WSYNC_OK; 401, 403, 412 -> WSYNC_E_AUTH; 404/410 -> WSYNC_E_NOT_FOUND;
- * 429 -> WSYNC_E_RATE_LIMIT (retry_after from the headers, else 60 s);
- * 400, 422 (and other 4xx) -> WSYNC_E_INVALID; 5xx, 408, transport errors
- * -> WSYNC_E_PROVIDER (delay: a Retry-After, else 0); 1xx, 3xx (redirects
- * are not followed) and requests refused before sending ->
- * WSYNC_E_UNEXPECTED.  The body is not looked at: a 2xx with an empty or
- * malformed body is WSYNC_OK.  Writes a one-line message such as
- * "HTTP 503 from POST /v1/plans: <first 200 bytes of body>" (valid UTF-8,
- * no query string) into msg (may be NULL) and the delay into *retry_after_s
- * (may be NULL).
+ * Classify an answer.  The mapping (status, delay) is the table "HTTP
+ * CLASSIFICATION" in include/wsync/plugin.h, which is normative; this
+ * function implements it (http/status.c) and does not look at the body: a
+ * 2xx with an empty or malformed body is WSYNC_OK.  Writes a one-line
+ * message such as "HTTP 503 from POST /v1/plans: <first 200 bytes of body>"
+ * (valid UTF-8, no query string, credentials recognisable as such masked
+ * with wsync_redact) into msg (may be NULL) and the delay into
+ * *retry_after_s (may be NULL).
  */
 int32_t wsync_http_classify(const wsync_http_request *req,
                             const wsync_http_result *res, char *msg,
@@ -88,5 +86,16 @@ char *wsync_http_url(const wsync_http_settings *s, const char *path, char *err,
 char *wsync_url_encode(const char *s);
 /* Base64 with padding; malloc'ed. */
 char *wsync_base64_encode(const void *data, size_t len);
+
+/*
+ * Mask secrets in the NUL-terminated text `s`, in place (the text never
+ * grows): every occurrence of each of the `n` values in `secrets` (NULL
+ * entries, and values shorter than 4 bytes, are skipped; a trailing line
+ * end of a value is ignored; a value cut off by the end of the text is
+ * masked too), and the value after "Bearer ", and after access_token,
+ * refresh_token, client_secret or id_token written as a JSON member or a
+ * form field.  A mask reads "***".  Returns how many were masked.
+ */
+size_t wsync_redact(char *s, const char *const *secrets, size_t n);
 
 #endif

@@ -202,6 +202,20 @@ int wsync_token_load(PGconn *db, const char *user_id, const char *provider,
 	return token_select(db, user_id, provider, "", t, err, errlen);
 }
 
+int wsync_token_mark_reconnect(PGconn *db, const char *user_id, const char *provider,
+                               char *err, size_t errlen)
+{
+	const char *params[2] = {user_id, provider};
+	if (!db || !user_id || !provider) {
+		set_msg(err, errlen, "wsync_token_mark_reconnect: missing argument");
+		return -1;
+	}
+	return db_run(db,
+	              "UPDATE provider_tokens SET needs_reconnect = true, updated_at = now() "
+	              "WHERE user_id = $1 AND provider = $2 AND NOT needs_reconnect",
+	              2, params, "cannot set needs_reconnect", err, errlen);
+}
+
 /* ---------------------------------------------------------------------------
  * The token endpoint call.
  */
@@ -639,12 +653,14 @@ int32_t wsync_oauth_refresh(PGconn *db, wsync_http_client *http,
 		return WSYNC_E_UNEXPECTED;
 	}
 	if (!p->token_url || !*p->token_url) {
-		/* A configuration gap, not the user's doing: the row is left
-		 * alone so that adding token_url is enough to recover. */
+		/* The provider has no refresh endpoint (no [oauth] token_url):
+		 * a refused token can only be replaced by the user connecting
+		 * again.  The engine sets needs_reconnect for this auth_error
+		 * like for every other. */
 		set_msg(msg, msglen,
-		        "cannot refresh the %s token of user %s: no [oauth] token_url "
-		        "configured in %s",
-		        p->name, user_id, p->path ? p->path : "its conf.d file");
+		        "%s refused the token of user %s and offers no token refresh "
+		        "(no [oauth] token_url): the user must reconnect %s",
+		        p->name, user_id, p->name);
 		return WSYNC_E_AUTH;
 	}
 	/* The new pair must be committed before it is used: that needs a

@@ -27,6 +27,13 @@ typedef struct wsync_token {
 
 void wsync_token_clear(wsync_token *t);
 
+/* Set provider_tokens.needs_reconnect of (user_id, provider), unless it is
+ * set already (autocommit, or the caller's transaction).  Every final
+ * auth_error of an entry calls it: the user must connect the provider
+ * again.  Returns 0 (also when no row exists) or -1 (message in err). */
+int wsync_token_mark_reconnect(PGconn *db, const char *user_id, const char *provider,
+                               char *err, size_t errlen);
+
 /* Read the row of (user_id, provider).  Returns 0 (t->found tells whether a
  * row exists) or -1 on a database error (message in err). */
 int wsync_token_load(PGconn *db, const char *user_id, const char *provider,
@@ -39,7 +46,8 @@ int wsync_token_load(PGconn *db, const char *user_id, const char *provider,
  * refreshed and the stored one is returned without a call.  On success fills *t with the new token
  * and returns WSYNC_OK; otherwise returns WSYNC_E_AUTH (refresh refused
  * with 400/401, or no refresh token: needs_reconnect set; no row; no
- * token_url configured: row left alone), WSYNC_E_PROVIDER (token endpoint
+ * token_url configured: the caller sets needs_reconnect, as for every
+ * final auth_error), WSYNC_E_PROVIDER (token endpoint
  * unreachable, 5xx, other status or an answer without a usable
  * access_token: try again later) or WSYNC_E_UNEXPECTED (database; the
  * endpoint refused wsync's client with invalid_client/unauthorized_client,

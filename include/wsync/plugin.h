@@ -107,9 +107,9 @@ enum {
 	WSYNC_OK = 0,              /* done; a new provider id may have been set */
 	WSYNC_NOT_APPLICABLE = 1,  /* nothing to do on this provider (e.g. no
 	                              workout library): processed, no error */
-	WSYNC_E_NOT_FOUND = 2,     /* the provider object is gone (HTTP 404).
-	                              The host decides: delete -> success, update
-	                              -> link dropped and the object created again */
+	WSYNC_E_NOT_FOUND = 2,     /* the provider object is gone (HTTP 404,
+	                              410).  The host decides by operation: see
+	                              "HTTP CLASSIFICATION" below */
 	WSYNC_E_RATE_LIMIT = 3,    /* retry no sooner than retry_after_s; does not
 	                              use up a retry (error_type rate_limit) */
 	WSYNC_E_AUTH = 4,          /* credentials refused: user must reconnect
@@ -118,7 +118,8 @@ enum {
 	                              reset, malformed answer (provider_error,
 	                              retried with backoff) */
 	WSYNC_E_INVALID = 6,       /* the provider rejected the request as wrong
-	                              (400/422) or the plugin knows it would: not
+	                              (400, 422, any 4xx without its own row
+	                              below) or the plugin knows it would: not
 	                              retried (error_type invalid_request) */
 	WSYNC_E_UNEXPECTED = 7,    /* a bug or a state the plugin cannot handle
 	                              (unexpected_error, retried with backoff) */
@@ -126,6 +127,71 @@ enum {
 	                              provider (too many steps, ...): permanent
 	                              (error_type invalid_workout) */
 };
+
+/* ---------------------------------------------------------------------------
+ * HTTP CLASSIFICATION -- the normative table.  What host->http() returns for
+ * an answer, and what becomes of a queue entry whose operation returns that
+ * status.  core/host/http/status.c implements the first two columns as data,
+ * core/host/classify.c the other three; tests/engine/test_classify_ratelimit.c
+ * reads the rows below from this file and checks every HTTP status from 100
+ * to 599, a transport error and a refused request against the code.  Rows
+ * are matched top to bottom.
+ *
+ *   answer          | status             | error_type       | retried | wait before the next attempt
+ *   2xx             | WSYNC_OK           | -                | -       | -
+ *   401             | WSYNC_E_AUTH       | auth_error       | no      | -
+ *   403, 412        | WSYNC_E_AUTH       | auth_error       | no      | -
+ *   404, 410        | WSYNC_E_NOT_FOUND  | provider_error   | backoff | backoff
+ *   408             | WSYNC_E_PROVIDER   | provider_error   | backoff | Retry-After if longer, else backoff
+ *   429             | WSYNC_E_RATE_LIMIT | rate_limit       | free    | Retry-After, else X-RateLimit-Reset, else 60 s
+ *   other 4xx       | WSYNC_E_INVALID    | invalid_request  | no      | -
+ *   5xx             | WSYNC_E_PROVIDER   | provider_error   | backoff | Retry-After if longer, else backoff
+ *   transport error | WSYNC_E_PROVIDER   | provider_error   | backoff | backoff
+ *   refused         | WSYNC_E_UNEXPECTED | unexpected_error | backoff | backoff
+ *   other           | WSYNC_E_UNEXPECTED | unexpected_error | backoff | backoff
+ *
+ * retried: "no" -- processed at once, a permanent failure; "backoff" -- again
+ * after [engine] backoff (2 min, 10 min, 1 h by default, +-10 %), each try
+ * using up one of max_retries, then permanent; "free" -- again after the
+ * wait without using up a retry.  wait: the delay host->http() reports in
+ * retry_after_s and records on the call; Retry-After is delta-seconds or an
+ * HTTP-date, X-RateLimit-Reset (read on a 429 only) seconds or a unix time,
+ * both capped at a day.
+ *
+ *   401             With auth = 1 the host first refreshes the token and
+ *                   repeats the request once; this row is the answer after
+ *                   that (or the refresh's own failure, see below).
+ *   auth_error      Every final WSYNC_E_AUTH of an entry -- a 401, 403 or
+ *                   412 that stands, a refresh the token endpoint refuses,
+ *                   no refresh token, no [oauth] token_url, or a plugin's
+ *                   own WSYNC_E_AUTH -- sets provider_tokens.needs_reconnect
+ *                   and the message says that the user must reconnect.
+ *   404, 410        Before the status reaches the queue the core decides by
+ *                   operation: delete_* -> success (already gone, the link
+ *                   is dropped); sync_* with WSYNC_OP_UPDATE -> the link is
+ *                   dropped and the operation called again at once with
+ *                   WSYNC_OP_CREATE; sync_* with WSYNC_OP_CREATE -> the row
+ *                   above (provider_error, retried).
+ *   transport error No HTTP answer: timeout, connection refused or reset,
+ *                   DNS, TLS (verification is always on), a truncated
+ *                   answer, a body over 8 MiB, response headers over
+ *                   100 KiB.
+ *   refused         The host refused to send the request (CR or LF in a
+ *                   header value or the token, an invalid method, a
+ *                   relative path without base_url): a bug, not provider
+ *                   trouble.
+ *   other           1xx, 3xx (redirects are never followed: the message
+ *                   says to check base_url) and statuses outside 100..599.
+ *
+ * The host's own rate limiter may answer WSYNC_E_RATE_LIMIT without sending
+ * anything (a wait over 5 s): same row as a 429.  The body is not looked at:
+ * a 2xx with an empty or malformed body is WSYNC_OK (a plugin that needs a
+ * body returns WSYNC_E_PROVIDER itself).  The recorded message reads
+ * "HTTP 503 from POST /v1/plans: <first 200 bytes of the body>" or
+ * "POST /v1/plans failed: <transport error>": valid UTF-8 on one line, no
+ * query string, and with the call's access token, refresh token and the
+ * instance's client secret masked, as in every message and log line.
+ */
 
 /* Log levels for wsync_host.log. */
 enum {
@@ -293,7 +359,8 @@ typedef struct wsync_http_response {
 	                               this operation (any response struct) or the
 	                               end of the operation: copy what you keep */
 	size_t body_len;
-	int64_t retry_after_s;      /* from Retry-After / X-RateLimit-Reset, or 0 */
+	int64_t retry_after_s;      /* from Retry-After (any status), else from
+	                               X-RateLimit-Reset (429 only), or 0 */
 } wsync_http_response;
 
 /* ---------------------------------------------------------------------------
@@ -323,13 +390,10 @@ typedef struct wsync_host {
 	                           const char *key, int32_t fallback);
 
 	/* Perform an HTTP request.  Returns WSYNC_OK for a 2xx answer, otherwise
-	 * the host's classification (WSYNC_E_*) and records it on the call as if
-	 * set_error() had been called: a plugin that agrees just returns it, one
-	 * that knows better calls set_error() and returns its own status.
-	 * Classification: 401 -> token refreshed once and the request repeated,
-	 * then WSYNC_E_AUTH; 403, 412 -> WSYNC_E_AUTH; 404 -> WSYNC_E_NOT_FOUND;
-	 * 429 -> WSYNC_E_RATE_LIMIT with retry_after_s; 400, 422 ->
-	 * WSYNC_E_INVALID; 5xx, timeouts, resets -> WSYNC_E_PROVIDER. */
+	 * the host's classification (WSYNC_E_*, the table "HTTP CLASSIFICATION"
+	 * above) and records it on the call as if set_error() had been called:
+	 * a plugin that agrees just returns it, one that knows better calls
+	 * set_error() and returns its own status. */
 	int32_t (*http)(wsync_call *call, const wsync_http_request *req,
 	                wsync_http_response *resp);
 

@@ -1,7 +1,7 @@
 /*
- * test_http.c -- core/host/http.c against real servers on 127.0.0.1: the
- * scripted mock server (plain HTTP, fault injection) and `openssl s_server`
- * (TLS verification).
+ * test_http.c -- the HTTP client of core/host/http/ against real servers on
+ * 127.0.0.1: the scripted mock server (plain HTTP, fault injection) and
+ * `openssl s_server` (TLS verification).
  */
 #include "host/http.h"
 #include "mock_server.h"
@@ -668,6 +668,78 @@ out:
 	free(dir);
 }
 
+/* Response headers over the limit: a clear message, not "Out of memory",
+ * classified as a transport error (provider trouble, retried).  Both
+ * shapes: one 300 KB header line, and many lines adding up to 300 KB. */
+static void huge_headers(int one_line)
+{
+	size_t total = 300 * 1024, o = 0;
+	char *raw = malloc(total + 1024), msg[512];
+	wsync_http_request r = request("GET", "/huge");
+	wsync_http_result res;
+	int64_t retry = -1;
+
+	o += (size_t)sprintf(raw, "HTTP/1.1 200 OK\r\n");
+	while (o < total) {
+		size_t n = one_line ? total - o : 1000;
+		memcpy(raw + o, "X-Big: ", 7);
+		memset(raw + o + 7, 'a', n);
+		memcpy(raw + o + 7 + n, "\r\n", 2);
+		o += n + 9;
+	}
+	o += (size_t)sprintf(raw + o, "Content-Length: 2\r\n\r\nok");
+	mock_set(srv, raw, o, 0, MOCK_CLOSE);
+	T_EQ_INT(get("/huge", &res), -1);
+	T_EQ_INT(res.transport_error, 1);
+	T_EQ_INT(res.status, 0);
+	T_CONTAINS(res.error, "response header too large (over 102400 bytes)");
+	T_CHECK(strstr(res.error, "Out of memory") == NULL);
+	T_EQ_INT(wsync_http_classify(&r, &res, msg, sizeof msg, &retry), WSYNC_E_PROVIDER);
+	T_CONTAINS(msg, "GET /huge failed: ");
+	T_CONTAINS(msg, "response header too large");
+	T_EQ_INT(retry, 0);
+	/* The client is still usable afterwards. */
+	mock_set_str(srv, answer("200 OK", "", "fine"), MOCK_KEEP);
+	T_EQ_INT(get("/after", &res), 0);
+	T_EQ_INT(res.status, 200);
+	free(raw);
+}
+
+/* wsync_redact: known values (also cut off at the end), Bearer, JSON
+ * members, form fields; ordinary text untouched. */
+static void test_redact(void)
+{
+	const char *secrets[] = {"tok-123456", NULL, "sec\n", "client-secret-9\n"};
+	char a[] = "x tok-123456 y tok-123456";
+	char b[] = "Authorization: Bearer abc.def-ghi, next";
+	char c[] = "{\"access_token\": \"AAA\", \"Refresh_Token\":\"b\",\"name\":\"tok\"}";
+	char d[] = "grant_type=refresh_token&refresh_token=r1r2&client_secret=client-secret-9";
+	char e[] = "cut: tok-12";
+	char f[] = "the token was fine; access denied; sec is short";
+	char g[] = "{\\\"id_token\\\":\\\"zz\\\"}";
+
+	T_EQ_INT((int)wsync_redact(a, secrets, 4), 2);
+	T_EQ_STR(a, "x *** y ***");
+	wsync_redact(b, NULL, 0);
+	T_EQ_STR(b, "Authorization: Bearer ***, next");
+	wsync_redact(c, secrets, 4);
+	T_EQ_STR(c, "{\"access_token\": \"***\", \"Refresh_Token\":\"*\",\"name\":\"tok\"}");
+	wsync_redact(d, secrets, 4);
+	T_EQ_STR(d, "grant_type=refresh_token&refresh_token=***&client_secret=***");
+	wsync_redact(e, secrets, 4);
+	T_EQ_STR(e, "cut: ***");
+	T_EQ_INT((int)wsync_redact(f, secrets, 4), 0);
+	T_EQ_STR(f, "the token was fine; access denied; sec is short");
+	wsync_redact(g, NULL, 0);
+	T_EQ_STR(g, "{\\\"id_token\\\":\\\"**\\\"}");
+}
+
+static void test_huge_headers(void)
+{
+	huge_headers(1);
+	huge_headers(0);
+}
+
 int main(void)
 {
 	/* The daemon's main does this once; so must every program. */
@@ -691,6 +763,8 @@ int main(void)
 	test_transport_errors();
 	test_connect_refused();
 	test_body_cap();
+	test_huge_headers();
+	test_redact();
 	test_refused_requests();
 	test_tls();
 

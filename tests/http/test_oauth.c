@@ -309,12 +309,15 @@ static void test_cannot_refresh(PGconn *db, wsync_http_client *http)
 	char msg[512], *r;
 	int before = mock_requests(srv);
 
-	/* No token_url: a configuration gap; the row is left alone. */
+	/* No token_url: the provider offers no refresh, so only the user can
+	 * fix it; the row is left to the engine, which flags every final
+	 * auth_error (tests/e2e/test_auth_secrets.c). */
 	seed(db, USER, "old-access", "old-refresh");
 	p.token_url = NULL;
 	T_EQ_INT(wsync_oauth_refresh(db, http, &p, USER, "old-access", &t, msg, sizeof msg, NOW),
 	         WSYNC_E_AUTH);
 	T_CONTAINS(msg, "token_url");
+	T_CONTAINS(msg, "the user must reconnect");
 	r = row(db, USER);
 	T_EQ_STR(r, "old-access|old-refresh|1000|f|f");
 	free(r);
