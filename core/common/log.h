@@ -1,5 +1,8 @@
 /*
  * log.h -- one line per event on stderr: "2026-11-28T17:00:00Z INFO  text".
+ * When stderr is the systemd journal (JOURNAL_STREAM names it), the line
+ * carries the journald priority instead of the time: "<6>INFO    text"
+ * (debug <7>, info <6>, warning <4>, error <3>).
  * The level threshold is process-wide (set once at start and on SIGHUP).
  * Never pass a token or secret to these functions.
  */

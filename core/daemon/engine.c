@@ -5,6 +5,7 @@
 #include "host/host.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
+#include "notify.h"
 #include "queue.h"
 
 #include <errno.h>
@@ -81,6 +82,7 @@ static void sleep_s(wsync_engine *e, int s)
 	for (int i = 0; i < s * 10 && !atomic_load(&e->stopping); i++) {
 		struct timespec ts = {0, 100000000};
 		nanosleep(&ts, NULL);
+		wsync_notify_watchdog(); /* the main thread waiting for the database */
 	}
 }
 
@@ -100,8 +102,9 @@ static PGconn *connect_db(wsync_engine *e, const char *who)
 		char line[512];
 		if (PQstatus(c) == CONNECTION_OK)
 			return c;
-		wsync_error("%s: cannot connect to the database: %s", who,
-		            first_line(PQerrorMessage(c), line, sizeof line));
+		first_line(PQerrorMessage(c), line, sizeof line);
+		wsync_error("%s: cannot connect to the database: %s", who, line);
+		wsync_notify_status("waiting for the database: %s", line);
 		PQfinish(c);
 		if (e->once) {
 			atomic_store(&e->db_failed, 1);
@@ -369,6 +372,17 @@ static void *worker_main(void *p)
 	return NULL;
 }
 
+/* READY=1 (systemd): the database answered and the plugins are loaded. */
+static void notify_ready(wsync_engine *e)
+{
+	size_t loaded = 0, n = wsync_registry_count(e->registry);
+	for (size_t i = 0; i < n; i++)
+		loaded += wsync_registry_at(e->registry, i)->loaded ? 1 : 0;
+	wsync_notify_status("ready: %zu of %zu provider instances loaded, %d workers", loaded, n,
+	                    e->cfg->workers);
+	wsync_notify_ready();
+}
+
 static void register_providers(wsync_engine *e, PGconn *db)
 {
 	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
@@ -386,10 +400,14 @@ static void reload(wsync_engine *e, PGconn *db)
 	if (!wsync_config_ok(cfg)) {
 		wsync_error("reload refused, keeping the running configuration:\n%s",
 		            wsync_config_errors(cfg));
+		wsync_notify_status("reload refused (configuration errors, see the log); running"
+		                    " configuration kept");
 		wsync_config_free(cfg);
 		return;
 	}
 	wsync_info("SIGHUP: reloading %s", e->config_path);
+	wsync_notify_reloading();
+	wsync_notify_status("reloading %s", e->config_path);
 	pthread_rwlock_wrlock(&e->swap_lock);
 	wsync_registry_free(e->registry);
 	/* Keep fields a running engine cannot change in flight. */
@@ -402,6 +420,7 @@ static void reload(wsync_engine *e, PGconn *db)
 	if (db)
 		register_providers(e, db);
 	pthread_rwlock_unlock(&e->swap_lock);
+	notify_ready(e);
 	wake_workers(e);
 }
 
@@ -445,6 +464,10 @@ static void supervise(wsync_engine *e)
 		timeout_ms = e->cfg->interval_minutes * 60 * 1000;
 		if (due >= 0 && due * 1000 < timeout_ms)
 			timeout_ms = due < 1 ? 1000 : (int)(due * 1000) + 200;
+		/* Under a systemd watchdog, wake in time to ping it. */
+		wsync_notify_watchdog();
+		if (wsync_notify_watchdog_ms() > 0 && wsync_notify_watchdog_ms() < timeout_ms)
+			timeout_ms = wsync_notify_watchdog_ms();
 		/* A NOTIFY that arrived with the answer to a query (next_due just
 		 * now, a reload's registrations) already sits in libpq's queue,
 		 * where poll() cannot see it. */
@@ -465,6 +488,8 @@ static void supervise(wsync_engine *e)
 			wake_workers(e);
 	}
 	PQfinish(db);
+	wsync_notify_stopping();
+	wsync_notify_status("stopping: finishing in-flight entries");
 	wake_workers(e); /* let waiting workers see `stopping` */
 }
 
@@ -512,6 +537,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 	PGconn *db;
 
 	e->once = once;
+	wsync_notify_status("connecting to the database");
 	db = connect_db(e, "wsyncd");
 	if (!db) {
 		free(threads);
@@ -520,6 +546,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 	}
 	register_providers(e, db);
 	PQfinish(db);
+	notify_ready(e);
 	for (int i = 0; i < n; i++) {
 		args[i] = (worker_arg){e, i};
 		pthread_create(&threads[i], NULL, worker_main, &args[i]);

@@ -6,6 +6,7 @@
 #include "host/host.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
+#include "notify.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -201,6 +202,7 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return rc;
 	}
+	wsync_notify_init();
 	running = wsync_engine_new(cfg, path);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
