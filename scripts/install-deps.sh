@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-dev
       libpq-dev libcurl4-openssl-dev libjson-c-dev libinih-dev uuid-dev
       libmicrohttpd-dev postgresql openssl ca-certificates util-linux curl
-      libsystemd-dev systemd scdoc)
+      libsystemd-dev systemd scdoc
+      debhelper dpkg-dev fakeroot lintian)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
