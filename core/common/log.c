@@ -72,6 +72,11 @@ int wsync_log_level_parse(const char *s)
 	return -1;
 }
 
+int wsync_log_to_journal(void)
+{
+	return journal();
+}
+
 void wsync_vlog(int level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[2048], stamp[32];

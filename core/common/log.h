@@ -17,6 +17,9 @@ int wsync_log_level_parse(const char *s); /* -1 when unknown */
 void wsync_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void wsync_vlog(int level, const char *prefix, const char *fmt, va_list ap);
+/* 1 when stderr is the journal: a line written there without wsync_log
+ * should start with its "<N>" priority too. */
+int wsync_log_to_journal(void);
 
 #define wsync_debug(...) wsync_log(0, __VA_ARGS__)
 #define wsync_info(...) wsync_log(1, __VA_ARGS__)
