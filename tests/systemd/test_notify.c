@@ -189,13 +189,19 @@ int main(int argc, char **argv)
 	T_CHECK(await("STATUS=waiting for the database", 60000));
 	T_CHECK(strstr(received, "READY=1") == NULL);
 
-	/* Now the database appears, migrated. */
+	/* Now the database appears, migrated at once: it is copied from a
+	 * template migrated beforehand, so wsyncd never sees it half-made. */
 	admin = t_db();
-	t_exec(admin, "CREATE DATABASE wsync_notify", 0, NULL);
-	snprintf(text, sizeof text, "%s dbname=wsync_notify", conninfo);
+	t_exec(admin, "CREATE DATABASE wsync_notify_tmpl", 0, NULL);
+	snprintf(text, sizeof text, "%s dbname=wsync_notify_tmpl", conninfo);
 	db = PQconnectdb(text);
 	T_CHECK(PQstatus(db) == CONNECTION_OK);
 	t_migrate(db);
+	PQfinish(db);
+	t_exec(admin, "CREATE DATABASE wsync_notify TEMPLATE wsync_notify_tmpl", 0, NULL);
+	snprintf(text, sizeof text, "%s dbname=wsync_notify", conninfo);
+	db = PQconnectdb(text);
+	T_CHECK(PQstatus(db) == CONNECTION_OK);
 
 	T_CHECK(await("READY=1", 60000));
 	/* READY came after the registration of the loaded plugin's provider. */
@@ -225,6 +231,7 @@ int main(int argc, char **argv)
 
 	PQfinish(db);
 	t_exec(admin, "DROP DATABASE IF EXISTS wsync_notify WITH (FORCE)", 0, NULL);
+	t_exec(admin, "DROP DATABASE IF EXISTS wsync_notify_tmpl", 0, NULL);
 	PQfinish(admin);
 	close(sock);
 	free(tmp);
