@@ -5,6 +5,7 @@
 #include "host/host.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
+#include "notify.h"
 #include "queue.h"
 
 #include <errno.h>
@@ -105,6 +106,7 @@ static void sleep_s(wsync_engine *e, int s)
 	for (int i = 0; i < s * 10 && !atomic_load(&e->stopping); i++) {
 		struct timespec ts = {0, 100000000};
 		nanosleep(&ts, NULL);
+		wsync_notify_watchdog(); /* the main thread waiting for the database */
 	}
 }
 
@@ -128,10 +130,11 @@ static PGconn *connect_db(wsync_engine *e, const char *who)
 				wsync_info("%s: connected to the database again", who);
 			return c;
 		}
+		first_line(PQerrorMessage(c), line, sizeof line);
 		if (tries % 60 == 0)
-			wsync_error("%s: cannot connect to the database: %s%s", who,
-			            first_line(PQerrorMessage(c), line, sizeof line),
+			wsync_error("%s: cannot connect to the database: %s%s", who, line,
 			            e->once ? "" : "; retrying every second");
+		wsync_notify_status("waiting for the database: %s", line);
 		PQfinish(c);
 		if (e->once) {
 			atomic_store(&e->db_failed, 1);
@@ -572,6 +575,17 @@ static void *heartbeat_main(void *p)
 	return NULL;
 }
 
+/* READY=1 (systemd): the database answered and the plugins are loaded. */
+static void notify_ready(wsync_engine *e)
+{
+	size_t loaded = 0, n = wsync_registry_count(e->registry);
+	for (size_t i = 0; i < n; i++)
+		loaded += wsync_registry_at(e->registry, i)->loaded ? 1 : 0;
+	wsync_notify_status("ready: %zu of %zu provider instances loaded, %d workers", loaded, n,
+	                    e->cfg->workers);
+	wsync_notify_ready();
+}
+
 static void register_providers(wsync_engine *e, PGconn *db)
 {
 	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
@@ -589,10 +603,14 @@ static void reload(wsync_engine *e, PGconn *db)
 	if (!wsync_config_ok(cfg)) {
 		wsync_error("reload refused, keeping the running configuration:\n%s",
 		            wsync_config_errors(cfg));
+		wsync_notify_status("reload refused (configuration errors, see the log); running"
+		                    " configuration kept");
 		wsync_config_free(cfg);
 		return;
 	}
 	wsync_info("SIGHUP: reloading %s", e->config_path);
+	wsync_notify_reloading();
+	wsync_notify_status("reloading %s", e->config_path);
 	pthread_rwlock_wrlock(&e->swap_lock);
 	wsync_registry_free(e->registry);
 	/* Keep fields a running engine cannot change in flight. */
@@ -606,6 +624,7 @@ static void reload(wsync_engine *e, PGconn *db)
 	if (db)
 		register_providers(e, db);
 	pthread_rwlock_unlock(&e->swap_lock);
+	notify_ready(e);
 	wake_workers(e);
 }
 
@@ -649,6 +668,10 @@ static void supervise(wsync_engine *e)
 		timeout_ms = e->cfg->interval_minutes * 60 * 1000;
 		if (due >= 0 && due * 1000 < timeout_ms)
 			timeout_ms = due < 1 ? 1000 : (int)(due * 1000) + 200;
+		/* Under a systemd watchdog, wake in time to ping it. */
+		wsync_notify_watchdog();
+		if (wsync_notify_watchdog_ms() > 0 && wsync_notify_watchdog_ms() < timeout_ms)
+			timeout_ms = wsync_notify_watchdog_ms();
 		/* A NOTIFY that arrived with the answer to a query (next_due just
 		 * now, a reload's registrations) already sits in libpq's queue,
 		 * where poll() cannot see it. */
@@ -669,6 +692,8 @@ static void supervise(wsync_engine *e)
 			wake_workers(e);
 	}
 	PQfinish(db);
+	wsync_notify_stopping();
+	wsync_notify_status("stopping: finishing in-flight entries");
 	wake_workers(e); /* let waiting workers see `stopping` */
 }
 
@@ -731,6 +756,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 	PGconn *db;
 
 	e->once = once;
+	wsync_notify_status("connecting to the database");
 	db = threads && states ? connect_db(e, "wsyncd") : NULL;
 	if (!db) {
 		free(threads);
@@ -740,6 +766,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 	register_providers(e, db);
 	PQfinish(db);
 	pthread_create(&heartbeat, NULL, heartbeat_main, e);
+	notify_ready(e);
 	for (int i = 0; i < n; i++) {
 		states[i].e = e;
 		states[i].index = i;

@@ -7,6 +7,7 @@
 #include "host/host.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
+#include "notify.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 static wsync_engine *running;
+static int journal; /* stderr is the journal: fatal lines get a priority */
 
 static void on_signal(int sig)
 {
@@ -65,6 +67,8 @@ static void on_fatal(int sig)
 	const wsync_plugin_instance *in = wsync_current_instance;
 	char msg[512];
 	size_t n = 0;
+	if (journal) /* decided before any plugin ran: no call here */
+		n = put(msg, n, sizeof msg, "<2>");
 	n = put(msg, n, sizeof msg, "wsyncd: fatal signal ");
 	n = put_int(msg, n, sizeof msg, sig);
 	if (in) {
@@ -121,6 +125,18 @@ static void usage(FILE *f)
 		"Exit codes: 0 ok, 1 runtime failure (database unreachable, plugin refused\n"
 		"with --check), 2 usage or configuration error.\n",
 		WSYNC_DEFAULT_CONFIG);
+}
+
+/* Under the journal every line carries the error priority, not the first only. */
+static void print_config_errors(const char *errs)
+{
+	const char *pri = wsync_log_to_journal() ? "<3>" : "";
+	fprintf(stderr, "%swsyncd: configuration error:\n", pri);
+	while (*errs) {
+		size_t len = strcspn(errs, "\n");
+		fprintf(stderr, "%s%.*s\n", pri, (int)len, errs);
+		errs += len + (errs[len] == '\n');
+	}
 }
 
 static void print_schema(const wsync_plugin *d)
@@ -198,12 +214,13 @@ int main(int argc, char **argv)
 		           "write them can run code as this user; development only");
 	cfg = wsync_config_load(path);
 	if (!wsync_config_ok(cfg)) {
-		fprintf(stderr, "wsyncd: configuration error:\n%s", wsync_config_errors(cfg));
+		print_config_errors(wsync_config_errors(cfg));
 		wsync_config_free(cfg);
 		return 2;
 	}
 	wsync_log_set_level(cfg->log_level);
 	wsync_config_warn_insecure(cfg);
+	journal = wsync_log_to_journal();
 	install_fatal_handlers();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (do_check) {
@@ -212,6 +229,7 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return rc;
 	}
+	wsync_notify_init();
 	running = wsync_engine_new(cfg, path);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
