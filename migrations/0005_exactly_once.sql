@@ -20,25 +20,23 @@ COMMENT ON COLUMN workout_sync_queue.attempts IS
     'provider calls started for this entry (counted at call start)';
 
 -- Record that the calls of these claimed entries are starting.  Only rows
--- whose lease is still the caller's are touched; returns how many.  The
+-- whose lease is still the caller's are touched; returns their ids.  The
 -- commit is asynchronous (synchronous_commit = off for this transaction
 -- only): it survives the process dying, which is what the intent guards
 -- against, and costs no WAL flush on the hot path.  An OS crash may lose
 -- the last fraction of a second of intents; the outcome commits that follow
 -- are synchronous and flush every earlier intent with them.
 CREATE OR REPLACE FUNCTION wsync_call_start(p_ids uuid[], p_leases bigint[])
-RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    v_n integer;
+RETURNS SETOF uuid LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN QUERY
     UPDATE workout_sync_queue q
        SET intent_at = now(), attempts = q.attempts + 1,
            last_attempt_at = now(), updated_at = now()
       FROM unnest(p_ids, p_leases) AS i(id, lease)
-     WHERE q.id = i.id AND q.lease_token = i.lease AND q.processed_at IS NULL;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    RETURN v_n;
+     WHERE q.id = i.id AND q.lease_token = i.lease AND q.processed_at IS NULL
+    RETURNING q.id;
 END $$;
 
 -- Extend the leases of entries a live process still holds (its heartbeat),

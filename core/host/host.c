@@ -174,7 +174,22 @@ static void int_array(char *buf, size_t len, const wsync_rate_window *w, int n, 
  * until that transaction ends.  Returns the wait in ms (0 = taken), or -1
  * when the database could not answer.
  */
-static int64_t take_db(wsync_call *call, const wsync_provider_config *p)
+/* The call's connection for one step: its own, or one borrowed from the
+ * pool (give it back with call_db_done). */
+static PGconn *call_db(const wsync_call *call)
+{
+	if (call->db)
+		return call->db;
+	return call->pool ? wsync_dbpool_acquire(call->pool) : NULL;
+}
+
+static void call_db_done(const wsync_call *call, PGconn *db)
+{
+	if (db && db != call->db)
+		wsync_dbpool_release(call->pool, db);
+}
+
+static int64_t take_db(wsync_call *call, PGconn *db, const wsync_provider_config *p)
 {
 	char per_user[16], limits[WSYNC_MAX_APP_WINDOWS * 12 + 4];
 	char seconds[WSYNC_MAX_APP_WINDOWS * 12 + 4];
@@ -185,12 +200,12 @@ static int64_t take_db(wsync_call *call, const wsync_provider_config *p)
 	snprintf(per_user, sizeof per_user, "%d", p->rate_limit_per_minute);
 	int_array(limits, sizeof limits, p->app_windows, p->n_app_windows, 0);
 	int_array(seconds, sizeof seconds, p->app_windows, p->n_app_windows, 1);
-	r = PQexecParams(call->db, "SELECT wsync_rate_take($1, $2::uuid, $3::int, $4::int[],"
+	r = PQexecParams(db, "SELECT wsync_rate_take($1, $2::uuid, $3::int, $4::int[],"
 	                 " $5::int[], NULL)", 5, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
 		wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	else
-		rate_db_warning(PQerrorMessage(call->db));
+		rate_db_warning(PQerrorMessage(db));
 	PQclear(r);
 	return wait;
 }
@@ -202,12 +217,14 @@ static int rate_limit(wsync_call *call)
 {
 	const wsync_provider_config *p = call->inst->cfg;
 	int64_t wait;
-	if (!call->limiter && !call->db)
+	if (!call->limiter && !call->db && !call->pool)
 		return 0;
 	if (p->rate_limit_per_minute <= 0 && p->n_app_windows == 0)
 		return 0;
 	for (;;) {
-		wait = call->db && call->user_id ? take_db(call, p) : -1;
+		PGconn *db = call->user_id ? call_db(call) : NULL;
+		wait = db ? take_db(call, db, p) : -1;
+		call_db_done(call, db);
 		if (wait < 0 && call->limiter)
 			wait = wsync_ratelimit_try(call->limiter, call->inst->name, call->user_id,
 			                           p->rate_limit_per_minute, p->app_windows,
@@ -231,12 +248,17 @@ static int32_t refresh(wsync_call *call)
 {
 	char msg[512];
 	int32_t st;
-	if (!call->db || !call->token)
+	PGconn *db;
+	if ((!call->db && !call->pool) || !call->token)
 		return host_set_error(call, WSYNC_E_AUTH, 0, "token refused and no way to refresh it");
+	if (!(db = call_db(call)))
+		return host_set_error(call, WSYNC_E_PROVIDER, 60, "cannot refresh the token: the "
+		                      "database is not reachable");
 	call->refreshed = 1;
-	st = wsync_oauth_refresh(call->db, call->http, call->inst->cfg, call->user_id,
+	st = wsync_oauth_refresh(db, call->http, call->inst->cfg, call->user_id,
 	                         call->token->access_token, call->token, msg, sizeof msg,
 	                         now_s());
+	call_db_done(call, db);
 	if (st != WSYNC_OK)
 		return host_set_error(call, st, st == WSYNC_E_PROVIDER ? 60 : 0, "%s", msg);
 	return WSYNC_OK;

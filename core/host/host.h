@@ -5,6 +5,7 @@
 #ifndef WSYNC_HOST_H
 #define WSYNC_HOST_H
 
+#include "dbpool.h"
 #include "http.h"
 #include "oauth.h"
 #include "plugin_loader.h"
@@ -20,7 +21,10 @@
 struct wsync_call {
 	wsync_plugin_instance *inst;
 	wsync_http_client *http;       /* the worker's, keep-alive */
-	PGconn *db;                    /* for token refresh; NULL: no refresh */
+	PGconn *db;                    /* for token refresh and the cluster-wide
+	                                  limiter; NULL: borrow from pool */
+	struct wsync_dbpool *pool;     /* NULL with db NULL: no refresh, and
+	                                  the limiter is this process's */
 	wsync_ratelimiter *limiter;    /* NULL: no limits */
 	const char *user_id;
 	wsync_token *token;            /* access token in use; refreshed here */

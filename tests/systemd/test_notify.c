@@ -207,7 +207,7 @@ int main(int argc, char **argv)
 	/* READY came after the registration of the loaded plugin's provider. */
 	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM sync_providers WHERE name = 'notifyex'"
 	                     " AND plugin = 'example'", 0, NULL), 1);
-	T_CHECK(strstr(received, "STATUS=ready: 1 of 1 provider instances loaded, 1 workers") !=
+	T_CHECK(strstr(received, "STATUS=ready: 1 of 1 provider instances loaded, 1 calls in flight at most") !=
 	        NULL);
 	T_CHECK(await("WATCHDOG=1", 30000));
 	T_CHECK(await("WATCHDOG=1", 30000)); /* and again: the loop keeps pinging */

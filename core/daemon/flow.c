@@ -1,0 +1,643 @@
+/*
+ * flow.c -- the threads that move jobs: one store thread (claims, loads,
+ * records intents), the call threads (plugin calls, no database), one
+ * writer (outcomes, in group commits) and a heartbeat (leases).  Three
+ * connections serve any number of calls in flight.  See engine_internal.h.
+ */
+#include "engine_internal.h"
+
+#include "common/log.h"
+#include "host/host.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A job whose plugin calls started this many times without returning (the
+ * process died inside the plugin) is failed for good instead of looping. */
+#define MAX_ABANDONED_CALLS 3
+
+/* Each call thread's signal stack (see wsync_flow_call). */
+#define ALT_STACK_SIZE (64 * 1024)
+
+/* Most jobs whose intents one statement records. */
+#define MAX_START 256
+
+/* ---- lists, keys, the held set (all under e->mu) ------------------------- */
+
+static void list_push(job_list *l, wsync_job *j)
+{
+	j->next = NULL;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+}
+
+static wsync_job *list_pop(job_list *l)
+{
+	wsync_job *j = l->head;
+	if (j) {
+		l->head = j->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->n--;
+		j->next = NULL;
+	}
+	return j;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	void *p;
+	size_t cap2 = *cap ? *cap : 64;
+	if (need <= *cap)
+		return 0;
+	while (cap2 < need)
+		cap2 *= 2;
+	if (!(p = realloc(*arr, cap2 * elem)))
+		return -1;
+	*arr = p;
+	*cap = cap2;
+	return 0;
+}
+
+static int key_busy(const wsync_engine *e, const char *key)
+{
+	for (size_t i = 0; key[0] && i < e->n_busy; i++)
+		if (!strcmp(e->busy_keys[i], key))
+			return 1;
+	return 0;
+}
+
+/* Returns -1 when out of memory (the job then waits). */
+static int key_take(wsync_engine *e, wsync_job *j)
+{
+	if (!j->key[0])
+		return 0;
+	if (grow((void **)&e->busy_keys, &e->cap_busy, e->n_busy + 1, sizeof *e->busy_keys) < 0)
+		return -1;
+	e->busy_keys[e->n_busy++] = j->key;
+	return 0;
+}
+
+static void key_free(wsync_engine *e, const wsync_job *j)
+{
+	for (size_t i = 0; j->key[0] && i < e->n_busy; i++)
+		if (e->busy_keys[i] == j->key) {
+			e->busy_keys[i] = e->busy_keys[--e->n_busy];
+			return;
+		}
+}
+
+static int held_add(wsync_engine *e, wsync_job *j)
+{
+	if (grow((void **)&e->held, &e->cap_held, e->n_held + 1, sizeof *e->held) < 0)
+		return -1;
+	e->held[e->n_held++] = j;
+	return 0;
+}
+
+static void held_remove(wsync_engine *e, const wsync_job *j)
+{
+	for (size_t i = 0; i < e->n_held; i++)
+		if (e->held[i] == j) {
+			e->held[i] = e->held[--e->n_held];
+			return;
+		}
+}
+
+/* "{...}" literals of the held jobs' ids (and lease tokens); malloc'ed. */
+static char *held_literal(const wsync_engine *e, int leases)
+{
+	size_t len = 3, off = 0;
+	char *s;
+	for (size_t i = 0; i < e->n_held; i++)
+		len += (leases ? strlen(e->held[i]->entry.lease_token) : 36) + 1;
+	if (!(s = malloc(len)))
+		return NULL;
+	s[off++] = '{';
+	for (size_t i = 0; i < e->n_held; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%s", i ? "," : "",
+		                        leases ? e->held[i]->entry.lease_token : e->held[i]->entry.id);
+	snprintf(s + off, len - off, "}");
+	return s;
+}
+
+/* ---- outcomes ---------------------------------------------------------------- */
+
+static double jitter(void)
+{
+	return (double)(rand() % 2001 - 1000) / 1000.0;
+}
+
+static void log_outcome(const wsync_job *j, int max_retries)
+{
+	const wsync_entry *en = &j->entry;
+	const wsync_outcome *o = &j->outcome;
+	if (!o->error_type)
+		return;
+	if (o->processed)
+		wsync_error("Sync failed for entry %s (%s %s %s %s): %s: %s; permanent failure",
+		            en->id, en->provider, en->entity_type, en->entity_id, en->operation,
+		            o->error_type, j->res.message);
+	else if (!strcmp(o->error_type, "rate_limit"))
+		wsync_warn("Sync deferred for entry %s (%s %s %s): rate_limit: %s; next attempt in %lld s",
+		           en->id, en->provider, en->entity_type, en->entity_id, j->res.message,
+		           (long long)o->delay_s);
+	else
+		wsync_warn("Sync failed for entry %s (%s %s %s %s): %s: %s; retry %d of %d in %lld s",
+		           en->id, en->provider, en->entity_type, en->entity_id, en->operation,
+		           o->error_type, j->res.message, o->retry_count, max_retries,
+		           (long long)o->delay_s);
+}
+
+/* The outcome of j's status under the running configuration (caller holds
+ * swap_lock). */
+static void classify(wsync_engine *e, wsync_job *j)
+{
+	const wsync_config *c = e->cfg;
+	j->outcome = wsync_classify(j->res.status, j->entry.retry_count, c->max_retries,
+	                            c->backoff_s, c->n_backoff, j->res.retry_after_s, jitter());
+	log_outcome(j, c->max_retries);
+}
+
+/* A started job that will not run (its provider was unloaded, or wsyncd is
+ * stopping): back to the queue at once, its attempt returned. */
+static void give_back_outcome(wsync_job *j)
+{
+	j->outcome = (wsync_outcome){0, NULL, 0, j->entry.retry_count, 0};
+}
+
+/* Checks that end a job without a call; returns 1 when it needs its calls. */
+static int admit(wsync_engine *e, wsync_job *j)
+{
+	const wsync_entry *en = &j->entry;
+	int crashed = en->attempts - en->retry_count;
+	if (crashed >= MAX_ABANDONED_CALLS) {
+		wsync_plugin_instance *inst = wsync_registry_find(e->registry, en->provider);
+		j->res.status = WSYNC_E_UNEXPECTED;
+		snprintf(j->res.message, sizeof j->res.message, "abandoned: %d calls of plugin %s "
+		         "(provider %s, %s %s) started and never returned: the process died inside "
+		         "the plugin", crashed, inst ? inst->desc->name : "?", en->provider,
+		         en->operation, en->entity_type);
+		j->outcome = (wsync_outcome){1, "unexpected_error", 0, en->retry_count, 1};
+		log_outcome(j, e->cfg->max_retries);
+		return 0;
+	}
+	if (wsync_dispatch_prepare(j) != WSYNC_OK) {
+		classify(e, j);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- the store thread -------------------------------------------------------- */
+
+/* Move up to `max` loaded jobs whose key is free onto `out`, one per call
+ * thread that is idle and not already promised a job. */
+static size_t pick_startable(wsync_engine *e, wsync_job **out, size_t max)
+{
+	long free_threads = (long)e->idle_threads - (long)e->runnable.n;
+	wsync_job *j = e->loaded.head, *prev = NULL, *next;
+	size_t n = 0;
+	for (; j && n < max && (long)n < free_threads; j = next) {
+		next = j->next;
+		if (key_busy(e, j->key) || key_take(e, j) < 0) {
+			prev = j;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			e->loaded.head = next;
+		if (e->loaded.tail == j)
+			e->loaded.tail = prev;
+		e->loaded.n--;
+		j->next = NULL;
+		out[n++] = j;
+	}
+	return n;
+}
+
+/* Record the intents of `jobs` and hand them to the call threads.  -1 on
+ * database trouble: they go back to the front of `loaded`. */
+static int start_jobs(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
+{
+	int started[MAX_START];
+	int rc = wsync_store_start_calls(db, jobs, n, started);
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = n; i-- > 0;) {
+		wsync_job *j = jobs[i];
+		if (rc < 0) {
+			key_free(e, j);
+			j->next = e->loaded.head;
+			e->loaded.head = j;
+			if (!e->loaded.tail)
+				e->loaded.tail = j;
+			e->loaded.n++;
+		} else if (!started[i]) {
+			wsync_warn("entry %s: lease lost before its call started; left to its new "
+			           "holder", j->entry.id);
+			key_free(e, j);
+			held_remove(e, j);
+			wsync_job_free(j);
+			jobs[i] = NULL;
+		} else {
+			j->res.started = 1;
+		}
+	}
+	if (rc == 0)
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i])
+				list_push(&e->runnable, jobs[i]);
+	pthread_cond_broadcast(&e->call_cv);
+	pthread_mutex_unlock(&e->mu);
+	return rc;
+}
+
+static size_t provider_names(wsync_registry *r, const char **names, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < wsync_registry_count(r) && n < max; i++) {
+		wsync_plugin_instance *in = wsync_registry_at(r, i);
+		if (in->loaded && in->enabled)
+			names[n++] = in->name;
+	}
+	return n;
+}
+
+/* Claim and load one batch.  Returns how many, or -1 on database trouble. */
+static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
+{
+	const char *names[256];
+	wsync_job **jobs = NULL;
+	char *held;
+	size_t np;
+	int n, ended = 0;
+
+	pthread_rwlock_rdlock(&e->swap_lock);
+	np = provider_names(e->registry, names, 256);
+	*limit = e->cfg->batch_size;
+	pthread_mutex_lock(&e->mu);
+	held = held_literal(e, 0);
+	pthread_mutex_unlock(&e->mu);
+	n = np && held ? wsync_store_claim(db, e->name, names, np, *limit, e->cfg->lease_seconds,
+	                                   held, &jobs)
+	               : 0;
+	free(held);
+	pthread_mutex_lock(&e->mu);
+	for (int i = 0; i < n; i++) {
+		wsync_job *j = jobs[i];
+		held_add(e, j); /* out of memory: its lease alone protects it */
+		wsync_debug("Processing %s %s %s %s (attempt %d%s)", j->entry.provider,
+		            j->entry.entity_type, j->entry.entity_id, j->entry.operation,
+		            j->entry.attempts + 1, j->entry.reconcile ? ", reconciling first" : "");
+		if (admit(e, j)) {
+			list_push(&e->loaded, j);
+		} else {
+			list_push(&e->done, j);
+			ended++;
+		}
+	}
+	if (ended)
+		pthread_cond_signal(&e->writer_cv);
+	pthread_mutex_unlock(&e->mu);
+	pthread_rwlock_unlock(&e->swap_lock);
+	free(jobs);
+	return n;
+}
+
+/* After database trouble: reconnect, then give back claims this process
+ * made but does not hold (their answer was lost with the connection). */
+static PGconn *store_reconnect(wsync_engine *e, PGconn *db)
+{
+	char *held;
+	int n;
+	wsync_error("store: database error: %.*s; reconnecting",
+	            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+	PQfinish(db);
+	if (!e->once)
+		wsync_engine_sleep(e, 1);
+	if (!(db = wsync_engine_connect(e, "store")))
+		return NULL;
+	pthread_mutex_lock(&e->mu);
+	held = held_literal(e, 0);
+	pthread_mutex_unlock(&e->mu);
+	if (held && (n = wsync_store_give_back(db, e->name, held)) > 0)
+		wsync_warn("store: gave back %d entries claimed when the connection was lost", n);
+	free(held);
+	return db;
+}
+
+/* Stopping: loaded jobs never started go back; runnable ones too. */
+static void store_shutdown(wsync_engine *e, PGconn *db)
+{
+	wsync_job **arr = NULL, *j;
+	size_t n = 0;
+	pthread_mutex_lock(&e->mu);
+	if (e->loaded.n)
+		arr = calloc(e->loaded.n, sizeof *arr);
+	while (arr && (j = list_pop(&e->loaded)))
+		arr[n++] = j;
+	while ((j = list_pop(&e->runnable))) {
+		give_back_outcome(j);
+		list_push(&e->done, j);
+	}
+	e->store_done = 1;
+	pthread_cond_broadcast(&e->call_cv);
+	pthread_cond_broadcast(&e->writer_cv);
+	pthread_mutex_unlock(&e->mu);
+	if (db && n && wsync_store_release(db, arr, n) < 0)
+		wsync_warn("store: could not give %zu claimed entries back; their leases end in "
+		           "%d s", n, e->cfg->lease_seconds);
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < n; i++) {
+		held_remove(e, arr[i]);
+		wsync_job_free(arr[i]);
+	}
+	pthread_cond_broadcast(&e->writer_cv);
+	pthread_mutex_unlock(&e->mu);
+	free(arr);
+}
+
+/* Wait for something to do: a thread free for a loaded job, a wake-up, an
+ * outcome batch written (it may free keys and unblock entries). */
+static void store_wait(wsync_engine *e)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_cond_timedwait(&e->store_cv, &e->mu, &until);
+}
+
+void *wsync_flow_store(void *p)
+{
+	wsync_engine *e = p;
+	PGconn *db = wsync_engine_connect(e, "store");
+	unsigned long seen_gen = 0, seen_commit = 0;
+	int exhausted = 0;
+
+	while (db) {
+		wsync_job *start[MAX_START];
+		size_t n_start;
+		int claim, limit = 0, got = 0;
+		pthread_mutex_lock(&e->mu);
+		if (atomic_load(&e->stopping)) {
+			pthread_mutex_unlock(&e->mu);
+			break;
+		}
+		if (exhausted && (e->generation != seen_gen || e->committed != seen_commit))
+			exhausted = 0;
+		if (e->once && exhausted && e->n_held == 0) {
+			pthread_mutex_unlock(&e->mu);
+			break; /* --once: nothing due is left */
+		}
+		n_start = pick_startable(e, start, MAX_START);
+		claim = !exhausted && e->loaded.n < (size_t)e->n_threads;
+		if (!n_start && !claim) {
+			store_wait(e);
+			pthread_mutex_unlock(&e->mu);
+			continue;
+		}
+		seen_gen = e->generation;
+		seen_commit = e->committed;
+		pthread_mutex_unlock(&e->mu);
+		if ((n_start && start_jobs(e, db, start, n_start) < 0) ||
+		    (claim && (got = claim_batch(e, db, &limit)) < 0)) {
+			db = store_reconnect(e, db);
+			continue;
+		}
+		if (claim && got < limit)
+			exhausted = 1;
+	}
+	store_shutdown(e, db);
+	PQfinish(db);
+	if (!db && e->once)
+		atomic_store(&e->db_failed, 1);
+	return NULL;
+}
+
+/* ---- call threads ------------------------------------------------------------- */
+
+static void run_job(wsync_engine *e, const wsync_call_env *env, wsync_job *j)
+{
+	wsync_plugin_instance *inst;
+	pthread_rwlock_rdlock(&e->swap_lock);
+	inst = wsync_registry_find(e->registry, j->entry.provider);
+	if (!inst) {
+		/* unloaded by a reload since the claim */
+		give_back_outcome(j);
+	} else {
+		wsync_dispatch_call(inst, env, j);
+		classify(e, j);
+	}
+	pthread_rwlock_unlock(&e->swap_lock);
+}
+
+void *wsync_flow_call(void *p)
+{
+	wsync_engine *e = p;
+	wsync_call_env env = {wsync_http_client_new(), e->limiter, e->pool};
+	/* Plugins run on this thread: wsyncd's fatal-signal handler, which
+	 * names the plugin, must run even after a stack overflow in one. */
+	stack_t alt = {.ss_sp = malloc(ALT_STACK_SIZE), .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+	if (alt.ss_sp)
+		sigaltstack(&alt, NULL);
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		wsync_job *j;
+		while (!e->runnable.n && !e->store_done) {
+			e->idle_threads++;
+			pthread_cond_signal(&e->store_cv);
+			pthread_cond_wait(&e->call_cv, &e->mu);
+			e->idle_threads--;
+		}
+		if (!(j = list_pop(&e->runnable)))
+			break; /* the store is done and nothing is left */
+		e->n_running++;
+		pthread_mutex_unlock(&e->mu);
+		run_job(e, &env, j);
+		pthread_mutex_lock(&e->mu);
+		e->n_running--;
+		list_push(&e->done, j);
+		pthread_cond_signal(&e->writer_cv);
+	}
+	e->calls_done++;
+	pthread_cond_broadcast(&e->writer_cv);
+	pthread_mutex_unlock(&e->mu);
+	wsync_http_client_free(env.http);
+	if (alt.ss_sp) {
+		stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+		sigaltstack(&off, NULL);
+		free(alt.ss_sp);
+	}
+	return NULL;
+}
+
+/* ---- the writer --------------------------------------------------------------- */
+
+/* A committed job's links reach the loaded jobs that wait for its key: they
+ * were loaded before it, and must not create the workout again. */
+static void pass_links(wsync_engine *e, const wsync_job *done)
+{
+	const char *link = NULL;
+	int set = 0;
+	if (!done->key[0])
+		return;
+	if (!strcmp(done->entry.entity_type, "workout") && done->res.link != LINK_KEEP) {
+		set = 1;
+		link = done->res.link == LINK_SET ? done->res.provider_id : NULL;
+	} else if (done->res.workout_link) {
+		set = 1;
+		link = done->res.workout_link;
+	}
+	for (wsync_job *j = e->loaded.head; set && j; j = j->next)
+		if (!strcmp(j->key, done->key)) {
+			char *copy = link ? strdup(link) : NULL;
+			if (link && !copy)
+				continue; /* out of memory: keeps the loaded link */
+			free(j->workout_link);
+			j->workout_link = copy;
+		}
+}
+
+/* Write, reconnecting every second while the database is away: these
+ * calls may have reached providers, so their outcomes are kept.  Only a
+ * stop with the database away for 10 s more drops them (the next attempts
+ * reconcile). */
+static int write_until_done(wsync_engine *e, PGconn **db, wsync_job **jobs, size_t n)
+{
+	int stop_tries = 0;
+	while (wsync_store_write_outcomes(*db, jobs, n) < 0) {
+		wsync_error("writer: database error: %.*s; keeping %zu outcomes to write after "
+		            "reconnecting", (int)strcspn(PQerrorMessage(*db), "\n"),
+		            PQerrorMessage(*db), n);
+		PQfinish(*db);
+		*db = NULL;
+		while (!*db) {
+			if (atomic_load(&e->stopping) && stop_tries++ >= 10)
+				return -1;
+			sleep(1);
+			*db = PQconnectdb(e->conninfo);
+			if (PQstatus(*db) != CONNECTION_OK) {
+				PQfinish(*db);
+				*db = NULL;
+			}
+		}
+		wsync_info("writer: connected to the database again");
+	}
+	return 0;
+}
+
+static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int written)
+{
+	int ok = 0, failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!written)
+			wsync_error("entry %s: exiting with its outcome unwritten (database away); "
+			            "the next attempt reconciles before creating", jobs[i]->entry.id);
+		jobs[i]->outcome.error_type ? failed++ : ok++;
+	}
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < n; i++) {
+		key_free(e, jobs[i]);
+		pass_links(e, jobs[i]);
+		held_remove(e, jobs[i]);
+		wsync_job_free(jobs[i]);
+	}
+	e->n_writing = 0;
+	e->committed++;
+	pthread_cond_broadcast(&e->store_cv);
+	pthread_mutex_unlock(&e->mu);
+	wsync_info("Batch sync complete: %d operations (%d succeeded, %d failed)", ok + failed, ok,
+	           failed);
+}
+
+void *wsync_flow_writer(void *p)
+{
+	wsync_engine *e = p;
+	PGconn *db = PQconnectdb(e->conninfo);
+	wsync_job **jobs = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		size_t n = 0;
+		wsync_job *j;
+		while (!e->done.n && !(e->store_done && e->calls_done == e->n_threads))
+			pthread_cond_wait(&e->writer_cv, &e->mu);
+		if (!e->done.n)
+			break;
+		if (grow((void **)&jobs, &cap, e->done.n, sizeof *jobs) < 0) {
+			pthread_mutex_unlock(&e->mu);
+			sleep(1); /* out of memory: try again */
+			pthread_mutex_lock(&e->mu);
+			continue;
+		}
+		while ((j = list_pop(&e->done)))
+			jobs[n++] = j;
+		e->n_writing = n;
+		pthread_mutex_unlock(&e->mu);
+		finish_batch(e, jobs, n, write_until_done(e, &db, jobs, n) == 0);
+		pthread_mutex_lock(&e->mu);
+	}
+	e->writer_done = 1;
+	pthread_mutex_unlock(&e->mu);
+	free(jobs);
+	PQfinish(db);
+	return NULL;
+}
+
+/* ---- heartbeat ---------------------------------------------------------------- */
+
+/* Every third of a lease, push forward the leases of every job this process
+ * holds, so a call longer than lease_seconds is never claimed twice, while
+ * a dead process's entries fall free within one lease. */
+void *wsync_flow_heartbeat(void *p)
+{
+	wsync_engine *e = p;
+	PGconn *db = NULL;
+	for (;;) {
+		char *ids = NULL, *leases = NULL;
+		int lease, done;
+		pthread_mutex_lock(&e->mu);
+		done = e->writer_done;
+		if (e->n_held) {
+			ids = held_literal(e, 0);
+			leases = held_literal(e, 1);
+		}
+		pthread_mutex_unlock(&e->mu);
+		if (done)
+			break;
+		pthread_rwlock_rdlock(&e->swap_lock); /* a reload swaps cfg */
+		lease = e->cfg->lease_seconds;
+		if (ids && leases && (!db || PQstatus(db) != CONNECTION_OK)) {
+			PQfinish(db);
+			db = PQconnectdb(e->conninfo);
+		}
+		pthread_rwlock_unlock(&e->swap_lock);
+		if (ids && leases && PQstatus(db) == CONNECTION_OK &&
+		    wsync_store_extend_leases(db, ids, leases, lease) < 0)
+			wsync_warn("heartbeat: cannot extend leases: %.*s",
+			           (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+		free(ids);
+		free(leases);
+		for (int i = 0; i < (lease / 3 > 0 ? lease / 3 : 1) * 10; i++) {
+			struct timespec ts = {0, 100000000};
+			pthread_mutex_lock(&e->mu);
+			done = e->writer_done;
+			pthread_mutex_unlock(&e->mu);
+			if (done)
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
+	PQfinish(db);
+	return NULL;
+}

@@ -1,0 +1,641 @@
+#include "store.h"
+
+#include "common/log.h"
+#include "common/workout_parse.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a growing string, for array literals -------------------------------- */
+
+typedef struct sbuf {
+	char *s;
+	size_t len, cap;
+	int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		char *p;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (!(p = realloc(b->s, cap))) {
+			b->oom = 1;
+			return;
+		}
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* One element of a PostgreSQL array literal: NULL, or a double-quoted
+ * string with " and \ escaped (so commas, braces and quotes in messages
+ * are safe). */
+static void sb_elem(sbuf *b, const char *v)
+{
+	if (b->len > 1 || (b->len == 1 && b->s[0] != '{'))
+		sb_put(b, ",", 1);
+	if (!v) {
+		sb_str(b, "NULL");
+		return;
+	}
+	sb_put(b, "\"", 1);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			sb_put(b, "\\", 1);
+		sb_put(b, p, 1);
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_int(sbuf *b, long long v)
+{
+	char n[24];
+	snprintf(n, sizeof n, "%lld", v);
+	sb_elem(b, n);
+}
+
+/* An array of n columns, built together. */
+typedef struct arrays {
+	sbuf col[10];
+	int n;
+} arrays;
+
+static void arrays_open(arrays *a, int n)
+{
+	memset(a, 0, sizeof *a);
+	a->n = n;
+	for (int i = 0; i < n; i++)
+		sb_str(&a->col[i], "{");
+}
+
+/* Closes every column; -1 when out of memory. */
+static int arrays_close(arrays *a)
+{
+	int oom = 0;
+	for (int i = 0; i < a->n; i++) {
+		sb_str(&a->col[i], "}");
+		oom |= a->col[i].oom;
+	}
+	return oom ? -1 : 0;
+}
+
+static void arrays_free(arrays *a)
+{
+	for (int i = 0; i < a->n; i++)
+		free(a->col[i].s);
+}
+
+/* Invalid UTF-8 in a message would fail the whole outcome transaction:
+ * replace each bad byte with '?'. */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+		int ok = n > 0;
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] >> 6) == 2;
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, int tuples)
+{
+	PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == (tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+	if (!ok)
+		wsync_debug("store: %s", PQerrorMessage(db));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static int exec_count(PGconn *db, const char *sql, int n, const char *const *p)
+{
+	PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? atoi(PQcmdTuples(r)) : -1;
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * The claim, with everything the batch needs, in one statement.
+ *
+ * c picks due rows with SKIP LOCKED in (next_retry_at, seq) order, skipping
+ * a row that has an older unprocessed entry of the same (entity, provider)
+ * (per-entity order however many nodes claim), a scheduled workout with an
+ * older entry of its workout (pushed with the workout's current id), and
+ * any row whose workout is being worked on elsewhere: a workout entry while
+ * one of its scheduled workouts is leased on that provider, and the other
+ * way round (either may create the workout on the provider).  $5 lists
+ * what this process still holds (a call finishing, an outcome waiting for
+ * the database).  A lease ends at locked_until, which the holder's
+ * heartbeat keeps pushing forward, so a dead process's entries fall free
+ * within one lease.  No attempt is counted here: attempts count calls
+ * started (wsync_call_start), so batch-mates of a crashing entry lose
+ * nothing.
+ */
+static const char CLAIM_SQL[] =
+	"WITH c AS MATERIALIZED ("
+	"  SELECT q.id FROM workout_sync_queue q"
+	"  WHERE q.processed_at IS NULL AND q.next_retry_at <= now()"
+	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
+	"    AND q.provider = ANY($2::text[])"
+	"    AND q.id <> ALL($5::uuid[])"
+	"    AND NOT EXISTS (SELECT 1 FROM workout_sync_queue o"
+	"        WHERE o.entity_type = q.entity_type AND o.entity_id = q.entity_id"
+	"          AND o.provider = q.provider AND o.processed_at IS NULL"
+	"          AND o.seq < q.seq)"
+	"    AND NOT (q.entity_type = 'workout_scheduled' AND EXISTS ("
+	"        SELECT 1 FROM workouts_scheduled s JOIN workout_sync_queue o"
+	"          ON o.entity_type = 'workout' AND o.entity_id = s.workout_id"
+	"        WHERE s.id = q.entity_id AND o.provider = q.provider"
+	"          AND o.processed_at IS NULL"
+	"          AND (o.seq < q.seq OR o.locked_until >= now())))"
+	"    AND NOT (q.entity_type = 'workout' AND EXISTS ("
+	"        SELECT 1 FROM workouts_scheduled s JOIN workout_sync_queue o"
+	"          ON o.entity_type = 'workout_scheduled' AND o.entity_id = s.id"
+	"        WHERE s.workout_id = q.entity_id AND o.provider = q.provider"
+	"          AND o.processed_at IS NULL AND o.locked_until >= now()))"
+	"  ORDER BY q.next_retry_at, q.seq"
+	"  LIMIT $3"
+	"  FOR NO KEY UPDATE SKIP LOCKED),"
+	" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
+	"   locked_until = now() + make_interval(secs => $4::int),"
+	"   lease_token = nextval('workout_sync_lease_seq'), updated_at = now()"
+	" FROM c WHERE q.id = c.id"
+	" RETURNING q.id, q.user_id, q.entity_type, q.entity_id, q.operation, q.provider,"
+	"   q.retry_count, q.attempts, q.lease_token, q.provider_entity_id, q.intent_at, q.seq)"
+	" SELECT u.id, u.user_id, u.entity_type, u.entity_id, u.operation, u.provider,"      /* 0-5 */
+	"   u.retry_count, u.attempts, u.lease_token, u.provider_entity_id,"                  /* 6-9 */
+	"   u.intent_at IS NOT NULL, u.seq,"                                                   /* 10-11 */
+	"   s.id IS NOT NULL, s.workout_id, s.scheduled_date::text, s.scheduled_time::text,"  /* 12-15 */
+	"   w.id IS NOT NULL, w.id, w.user_id, w.name, w.description, w.sport,"               /* 16-21 */
+	"   w.workout_text, extract(epoch FROM w.updated_at)::bigint,"                        /* 22-23 */
+	"   wl.provider_entity_id, sl.provider_entity_id,"                                    /* 24-25 */
+	"   t.user_id IS NOT NULL, t.access_token, t.refresh_token,"                          /* 26-28 */
+	"   floor(extract(epoch FROM t.expires_at))::bigint,"                                  /* 29 */
+	"   t.upload_workouts_enabled, t.needs_reconnect"                                      /* 30-31 */
+	" FROM u"
+	" LEFT JOIN workouts_scheduled s ON u.entity_type = 'workout_scheduled' AND s.id = u.entity_id"
+	" LEFT JOIN workouts w ON w.id = CASE WHEN u.entity_type = 'workout' THEN u.entity_id"
+	"                                     ELSE s.workout_id END"
+	" LEFT JOIN workout_sync_links wl ON wl.provider = u.provider AND wl.entity_type = 'workout'"
+	"   AND wl.entity_id = CASE WHEN u.entity_type = 'workout' THEN u.entity_id"
+	"                           ELSE s.workout_id END"
+	" LEFT JOIN workout_sync_links sl ON u.entity_type = 'workout_scheduled'"
+	"   AND sl.provider = u.provider AND sl.entity_type = 'workout_scheduled'"
+	"   AND sl.entity_id = u.entity_id"
+	" LEFT JOIN provider_tokens t ON t.user_id = u.user_id AND t.provider = u.provider"
+	" ORDER BY u.seq";
+
+/* Postgres array literal of provider names (names are [a-z0-9_-] only). */
+static char *text_array(const char *const *items, size_t n)
+{
+	sbuf b = {0};
+	sb_str(&b, "{");
+	for (size_t i = 0; i < n; i++)
+		sb_elem(&b, items[i]);
+	sb_str(&b, "}");
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+static void copy(char *dst, size_t len, const PGresult *r, int row, int col)
+{
+	snprintf(dst, len, "%s", PQgetvalue(r, row, col));
+}
+
+/* strdup of a column, NULL for SQL NULL; sets *oom on failure. */
+static char *dup_col(const PGresult *r, int row, int col, int *oom)
+{
+	char *s;
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	if (!(s = strdup(PQgetvalue(r, row, col))))
+		*oom = 1;
+	return s;
+}
+
+static int is_true(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static wsync_job *job_from_row(const PGresult *r, int i)
+{
+	wsync_job *j = calloc(1, sizeof *j);
+	wsync_entry *e;
+	int oom = 0;
+	if (!j)
+		return NULL;
+	e = &j->entry;
+	copy(e->id, sizeof e->id, r, i, 0);
+	copy(e->user_id, sizeof e->user_id, r, i, 1);
+	copy(e->entity_type, sizeof e->entity_type, r, i, 2);
+	copy(e->entity_id, sizeof e->entity_id, r, i, 3);
+	copy(e->operation, sizeof e->operation, r, i, 4);
+	copy(e->provider, sizeof e->provider, r, i, 5);
+	e->retry_count = atoi(PQgetvalue(r, i, 6));
+	e->attempts = atoi(PQgetvalue(r, i, 7));
+	copy(e->lease_token, sizeof e->lease_token, r, i, 8);
+	e->provider_entity_id = dup_col(r, i, 9, &oom);
+	e->reconcile = is_true(r, i, 10);
+	e->seq = atoll(PQgetvalue(r, i, 11));
+	j->has_sched = is_true(r, i, 12);
+	j->sched_workout_id = dup_col(r, i, 13, &oom);
+	j->scheduled_date = dup_col(r, i, 14, &oom);
+	j->scheduled_time = dup_col(r, i, 15, &oom);
+	j->has_workout = is_true(r, i, 16);
+	j->workout_id = dup_col(r, i, 17, &oom);
+	j->workout_user_id = dup_col(r, i, 18, &oom);
+	j->name = dup_col(r, i, 19, &oom);
+	j->description = dup_col(r, i, 20, &oom);
+	j->sport = dup_col(r, i, 21, &oom);
+	j->workout_text = dup_col(r, i, 22, &oom);
+	j->workout_updated_at = PQgetisnull(r, i, 23) ? 0 : atoll(PQgetvalue(r, i, 23));
+	j->workout_link = dup_col(r, i, 24, &oom);
+	j->sched_link = dup_col(r, i, 25, &oom);
+	j->token.found = is_true(r, i, 26);
+	j->token.access_token = dup_col(r, i, 27, &oom);
+	j->token.refresh_token = dup_col(r, i, 28, &oom);
+	j->token.expires_at = PQgetisnull(r, i, 29) ? 0 : atoll(PQgetvalue(r, i, 29));
+	j->token.enabled = is_true(r, i, 30);
+	j->token.needs_reconnect = is_true(r, i, 31);
+	if (oom) {
+		wsync_job_free(j);
+		return NULL;
+	}
+	/* The workout whose provider object this entry may create or change. */
+	if (!strcmp(e->entity_type, "workout"))
+		snprintf(j->key, sizeof j->key, "%s:%s", e->provider, e->entity_id);
+	else if (j->sched_workout_id)
+		snprintf(j->key, sizeof j->key, "%s:%s", e->provider, j->sched_workout_id);
+	return j;
+}
+
+void wsync_job_free(wsync_job *j)
+{
+	if (!j)
+		return;
+	free(j->entry.provider_entity_id);
+	free(j->workout_id);
+	free(j->workout_user_id);
+	free(j->name);
+	free(j->description);
+	free(j->sport);
+	free(j->workout_text);
+	free(j->sched_workout_id);
+	free(j->scheduled_date);
+	free(j->scheduled_time);
+	free(j->workout_link);
+	free(j->sched_link);
+	wsync_token_clear(&j->token);
+	wsync_workout_free(j->structure);
+	free(j->res.provider_id);
+	free(j->res.workout_link);
+	free(j);
+}
+
+int wsync_store_claim(PGconn *db, const char *worker, const char *const *providers,
+                      size_t n_providers, int limit, int lease_seconds,
+                      const char *held_ids, wsync_job ***out)
+{
+	char lim[16], lease[16];
+	char *arr = text_array(providers, n_providers);
+	const char *params[5] = {worker, arr, lim, lease, held_ids ? held_ids : "{}"};
+	PGresult *r;
+	int n;
+
+	*out = NULL;
+	if (!arr)
+		return -1;
+	snprintf(lim, sizeof lim, "%d", limit);
+	snprintf(lease, sizeof lease, "%d", lease_seconds);
+	r = PQexecParams(db, CLAIM_SQL, 5, NULL, params, NULL, NULL, 0);
+	free(arr);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return -1;
+	}
+	n = PQntuples(r);
+	if (n && !(*out = calloc((size_t)n, sizeof **out))) {
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (!((*out)[i] = job_from_row(r, i))) {
+			/* Out of memory mid-batch: the claimed rows go back with
+			 * their lease (they fall free when it ends). */
+			for (int k = 0; k < i; k++)
+				wsync_job_free((*out)[k]);
+			free(*out);
+			*out = NULL;
+			PQclear(r);
+			return -1;
+		}
+	PQclear(r);
+	return n;
+}
+
+/* ids and leases of n jobs as uuid[] / bigint[] literals in a. */
+static int id_lease_arrays(arrays *a, wsync_job *const *jobs, size_t n)
+{
+	arrays_open(a, 2);
+	for (size_t i = 0; i < n; i++) {
+		sb_elem(&a->col[0], jobs[i]->entry.id);
+		sb_elem(&a->col[1], jobs[i]->entry.lease_token);
+	}
+	return arrays_close(a);
+}
+
+int wsync_store_start_calls(PGconn *db, wsync_job *const *jobs, size_t n, int *started)
+{
+	arrays a;
+	PGresult *r = NULL;
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		started[i] = 0;
+	if (n == 0)
+		return 0;
+	if (id_lease_arrays(&a, jobs, n) == 0) {
+		const char *p[2] = {a.col[0].s, a.col[1].s};
+		r = PQexecParams(db, "SELECT id::text FROM wsync_call_start($1::uuid[], $2::bigint[])"
+		                 " AS id", 2, NULL, p, NULL, NULL, 0);
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (int k = 0; k < PQntuples(r); k++)
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(PQgetvalue(r, k, 0), jobs[i]->entry.id))
+					started[i] = 1;
+		rc = 0;
+	}
+	PQclear(r);
+	arrays_free(&a);
+	return rc;
+}
+
+/* ---- outcomes -------------------------------------------------------------- */
+
+static const char OUTCOME_SQL[] =
+	"UPDATE workout_sync_queue q SET"
+	"  processed_at = CASE WHEN o.processed THEN now() END,"
+	"  next_retry_at = CASE WHEN o.processed THEN q.next_retry_at"
+	"                  ELSE now() + make_interval(secs => o.delay) END,"
+	"  retry_count = o.retries, error_type = o.error_type, error_message = o.message,"
+	"  attempts = greatest(q.attempts - o.give_back, 0),"
+	"  intent_at = CASE WHEN o.processed AND o.error_type IS NULL THEN NULL ELSE q.intent_at END,"
+	/* not NULL: a claimed row never re-enters the coalescing index, so a
+	 * later enqueue cannot rewrite it */
+	"  locked_until = now() - interval '1 second', locked_by = NULL, updated_at = now()"
+	" FROM unnest($1::uuid[], $2::bigint[], $3::bool[], $4::bigint[], $5::int[], $6::text[],"
+	"             $7::text[], $8::int[])"
+	"   AS o(id, lease, processed, delay, retries, error_type, message, give_back)"
+	" WHERE q.id = o.id AND q.lease_token = o.lease AND q.processed_at IS NULL";
+
+/* One row per link to set; a later row for the same link wins. */
+static const char LINK_SET_SQL[] =
+	"INSERT INTO workout_sync_links (provider, entity_type, entity_id, user_id,"
+	"  provider_entity_id)"
+	" SELECT DISTINCT ON (l.provider, l.entity_type, l.entity_id)"
+	"   l.provider, l.entity_type, l.entity_id, l.user_id, l.pid"
+	" FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[])"
+	"   WITH ORDINALITY AS l(provider, entity_type, entity_id, user_id, pid, ord)"
+	" ORDER BY l.provider, l.entity_type, l.entity_id, l.ord DESC"
+	" ON CONFLICT (provider, entity_type, entity_id) DO UPDATE SET"
+	"   provider_entity_id = EXCLUDED.provider_entity_id, updated_at = now()";
+
+static const char LINK_DROP_SQL[] =
+	"DELETE FROM workout_sync_links k USING unnest($1::text[], $2::text[], $3::uuid[])"
+	"   AS l(provider, entity_type, entity_id)"
+	" WHERE k.provider = l.provider AND k.entity_type = l.entity_type"
+	"   AND k.entity_id = l.entity_id";
+
+static const char RESYNC_SQL[] =
+	"SELECT wsync_resync_schedules(l.id, l.provider)"
+	" FROM unnest($1::uuid[], $2::text[]) AS l(id, provider)";
+
+static const char RECONNECT_SQL[] =
+	"UPDATE provider_tokens t SET needs_reconnect = true, updated_at = now()"
+	" FROM unnest($1::uuid[], $2::text[]) AS l(user_id, provider)"
+	" WHERE t.user_id = l.user_id AND t.provider = l.provider AND NOT t.needs_reconnect";
+
+static void add_outcome(arrays *a, wsync_job *j)
+{
+	const wsync_outcome *o = &j->outcome;
+	utf8_clean(j->res.message);
+	sb_elem(&a->col[0], j->entry.id);
+	sb_elem(&a->col[1], j->entry.lease_token);
+	sb_elem(&a->col[2], o->processed ? "t" : "f");
+	sb_int(&a->col[3], (long long)o->delay_s);
+	sb_int(&a->col[4], o->retry_count);
+	sb_elem(&a->col[5], o->error_type);
+	sb_elem(&a->col[6], o->error_type ? j->res.message : NULL);
+	/* A deferral returns the attempt its intent counted. */
+	sb_int(&a->col[7], j->res.started && !o->uses_attempt ? 1 : 0);
+}
+
+static void add_link(arrays *a, const wsync_job *j, const char *type, const char *id,
+                     const char *pid)
+{
+	sb_elem(&a->col[0], j->entry.provider);
+	sb_elem(&a->col[1], type);
+	sb_elem(&a->col[2], id);
+	if (a->n > 3) { /* a link to set: who and what */
+		sb_elem(&a->col[3], j->entry.user_id);
+		sb_elem(&a->col[4], pid);
+	}
+}
+
+static int run_arrays(PGconn *db, const char *sql, arrays *a, int tuples)
+{
+	const char *p[10];
+	if (arrays_close(a) < 0)
+		return -1;
+	for (int i = 0; i < a->n; i++)
+		p[i] = a->col[i].s;
+	return exec_ok(db, sql, a->n, p, tuples);
+}
+
+/* The statements of one outcome transaction; -1 at the first failure. */
+static int outcome_statements(PGconn *db, wsync_job *const *jobs, size_t n)
+{
+	arrays q, set, drop, resync, reconnect;
+	int rc = 0, n_set = 0, n_drop = 0, n_resync = 0, n_reconnect = 0;
+	arrays_open(&q, 8);
+	arrays_open(&set, 5);
+	arrays_open(&drop, 3);
+	arrays_open(&resync, 2);
+	arrays_open(&reconnect, 2);
+	for (size_t i = 0; i < n; i++) {
+		wsync_job *j = jobs[i];
+		const wsync_result *r = &j->res;
+		add_outcome(&q, j);
+		if (r->workout_link && j->sched_workout_id) {
+			add_link(&set, j, "workout", j->sched_workout_id, r->workout_link);
+			n_set++;
+		}
+		if (r->link == LINK_SET) {
+			add_link(&set, j, j->entry.entity_type, j->entry.entity_id, r->provider_id);
+			n_set++;
+		} else if (r->link == LINK_DROP) {
+			add_link(&drop, j, j->entry.entity_type, j->entry.entity_id, NULL);
+			n_drop++;
+		}
+		if (r->relinked) {
+			sb_elem(&resync.col[0], j->entry.entity_id);
+			sb_elem(&resync.col[1], j->entry.provider);
+			n_resync++;
+		}
+		if (r->mark_reconnect) {
+			sb_elem(&reconnect.col[0], j->entry.user_id);
+			sb_elem(&reconnect.col[1], j->entry.provider);
+			n_reconnect++;
+		}
+	}
+	/* Links first: a link is worth keeping even when the lease went to
+	 * another claim (the object exists on the provider). */
+	if ((n_drop && run_arrays(db, LINK_DROP_SQL, &drop, 0) < 0) ||
+	    (n_set && run_arrays(db, LINK_SET_SQL, &set, 0) < 0) ||
+	    (n_resync && run_arrays(db, RESYNC_SQL, &resync, 1) < 0) ||
+	    (n_reconnect && run_arrays(db, RECONNECT_SQL, &reconnect, 0) < 0) ||
+	    run_arrays(db, OUTCOME_SQL, &q, 0) < 0)
+		rc = -1;
+	arrays_free(&q);
+	arrays_free(&set);
+	arrays_free(&drop);
+	arrays_free(&resync);
+	arrays_free(&reconnect);
+	return rc;
+}
+
+static int write_txn(PGconn *db, wsync_job *const *jobs, size_t n)
+{
+	if (exec_ok(db, "BEGIN", 0, NULL, 0) < 0)
+		return -1;
+	if (outcome_statements(db, jobs, n) < 0 || exec_ok(db, "COMMIT", 0, NULL, 0) < 0) {
+		PQclear(PQexec(db, "ROLLBACK"));
+		return -1;
+	}
+	return 0;
+}
+
+int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n)
+{
+	if (n == 0 || write_txn(db, jobs, n) == 0)
+		return 0;
+	if (PQstatus(db) != CONNECTION_OK)
+		return -1;
+	/* The database is there but refused the batch: one bad row must not
+	 * hold back the others.  Write them one by one; a row refused even
+	 * alone gets a plain message (its error text was the trouble). */
+	wsync_warn("store: a batch of %zu outcomes was refused (%.*s); writing them one by one",
+	           n, (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+	for (size_t i = 0; i < n; i++) {
+		if (write_txn(db, &jobs[i], 1) == 0)
+			continue;
+		if (PQstatus(db) != CONNECTION_OK)
+			return -1;
+		snprintf(jobs[i]->res.message, sizeof jobs[i]->res.message,
+		         "the outcome's message could not be stored");
+		if (write_txn(db, &jobs[i], 1) < 0) {
+			wsync_error("store: entry %s: outcome refused: %.*s", jobs[i]->entry.id,
+			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+			if (PQstatus(db) != CONNECTION_OK)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- leases ------------------------------------------------------------------ */
+
+int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n)
+{
+	arrays a;
+	int rc = -1;
+	if (n == 0)
+		return 0;
+	if (id_lease_arrays(&a, jobs, n) == 0) {
+		const char *p[2] = {a.col[0].s, a.col[1].s};
+		rc = exec_count(db,
+			"UPDATE workout_sync_queue q SET locked_until = now() - interval '1 second',"
+			"  locked_by = NULL, updated_at = now()"
+			" FROM unnest($1::uuid[], $2::bigint[]) AS l(id, lease)"
+			" WHERE q.id = l.id AND q.lease_token = l.lease AND q.processed_at IS NULL",
+			2, p);
+	}
+	arrays_free(&a);
+	return rc;
+}
+
+int wsync_store_give_back(PGconn *db, const char *worker, const char *held_ids)
+{
+	const char *p[2] = {worker, held_ids ? held_ids : "{}"};
+	return exec_count(db,
+		"UPDATE workout_sync_queue SET locked_until = now() - interval '1 second',"
+		"  locked_by = NULL, updated_at = now()"
+		" WHERE locked_by = $1 AND processed_at IS NULL AND id <> ALL($2::uuid[])", 2, p);
+}
+
+int wsync_store_extend_leases(PGconn *db, const char *ids, const char *leases,
+                              int lease_seconds)
+{
+	char secs[16];
+	const char *p[3] = {ids, leases, secs};
+	PGresult *r;
+	int rc = -1;
+	snprintf(secs, sizeof secs, "%d", lease_seconds);
+	r = PQexecParams(db, "SELECT wsync_lease_extend($1::uuid[], $2::bigint[], $3::int)", 3,
+	                 NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		rc = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+long wsync_store_next_due(PGconn *db)
+{
+	PGresult *r = PQexec(db,
+		"SELECT greatest(0, ceil(extract(epoch FROM min(greatest(next_retry_at,"
+		"   coalesce(locked_until, next_retry_at))) - now())))::bigint"
+		" FROM workout_sync_queue WHERE processed_at IS NULL");
+	long v = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) && !PQgetisnull(r, 0, 0))
+		v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+int wsync_store_register_provider(PGconn *db, const char *name, const char *plugin,
+                                  int enabled)
+{
+	const char *p[3] = {name, plugin, enabled ? "t" : "f"};
+	return exec_count(db,
+		"INSERT INTO sync_providers (name, plugin, enabled) VALUES ($1, $2, $3::bool)"
+		" ON CONFLICT (name) DO UPDATE SET plugin = EXCLUDED.plugin,"
+		"   enabled = EXCLUDED.enabled, updated_at = now()", 3, p) < 0 ? -1 : 0;
+}
