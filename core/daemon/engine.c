@@ -5,9 +5,11 @@
 #include "host/host.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
+#include "providers.h"
 #include "queue.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -572,14 +574,13 @@ static void *heartbeat_main(void *p)
 	return NULL;
 }
 
+/* Tell the database what this node's configuration serves; a provider
+ * whose INI is gone is marked removed for this node (providers.c). */
 static void register_providers(wsync_engine *e, PGconn *db)
 {
-	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
-		wsync_plugin_instance *in = wsync_registry_at(e->registry, i);
-		if (in->loaded &&
-		    wsync_queue_register_provider(db, in->name, in->desc->name, in->enabled) < 0)
-			wsync_error("cannot register provider %s: %s", in->name, PQerrorMessage(db));
-	}
+	char node[PATH_MAX + 300];
+	wsync_node_name(e->config_path, node, sizeof node);
+	wsync_providers_register(db, node, e->registry);
 }
 
 static void reload(wsync_engine *e, PGconn *db)
