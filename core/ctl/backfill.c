@@ -199,7 +199,7 @@ static int query_error(PGconn *db, const PGresult *r)
 
 /* The provider must exist and be enabled; a provider no daemon serves is
  * queued for all the same, with a warning.  Returns 0 or an exit code. */
-static int check_provider(PGconn *db, const char *provider)
+static int check_provider(PGconn *db, const char *provider, int json, char **not_served)
 {
 	const char *p[1] = {provider};
 	PGresult *r = PQexecParams(db,
@@ -217,6 +217,8 @@ static int check_provider(PGconn *db, const char *provider)
 		fprintf(stderr, PROG ": provider %s is not enabled: %s; nothing queued\n", provider,
 		        PQgetisnull(r, 0, 1) ? "disabled" : PQgetvalue(r, 0, 1));
 		rc = WSYNC_EXIT_RUNTIME;
+	} else if (!PQgetisnull(r, 0, 1) && json) {
+		*not_served = strdup(PQgetvalue(r, 0, 1));
 	} else if (!PQgetisnull(r, 0, 1))
 		fprintf(stderr, PROG ": warning: provider %s: %s; entries wait until a wsyncd "
 		        "serves it\n", provider, PQgetvalue(r, 0, 1));
@@ -262,13 +264,15 @@ int wsync_ctl_backfill_run(PGconn *db, const wsync_backfill_args *a)
 {
 	long long workouts = 0, scheduled = 0;
 	long batches = 0;
+	char *not_served = NULL;
 	int rc;
-	if ((rc = check_provider(db, a->provider)))
+	if ((rc = check_provider(db, a->provider, a->json, &not_served)))
 		return rc;
 	/* Workouts first: their entries are older, and the engine runs a
 	 * scheduled workout after older entries of its workout. */
 	if ((rc = run_type(db, a, "workout", &workouts, &batches)) ||
 	    (rc = run_type(db, a, "workout_scheduled", &scheduled, &batches))) {
+		free(not_served);
 		fprintf(stderr, PROG ": stopped; %lld workouts and %lld scheduled workouts were "
 		        "queued before the error (run it again: nothing is queued twice)\n",
 		        workouts, scheduled);
@@ -280,6 +284,10 @@ int wsync_ctl_backfill_run(PGconn *db, const wsync_backfill_args *a)
 		json_object_object_add(o, "workout", json_object_new_int64(workouts));
 		json_object_object_add(o, "workout_scheduled", json_object_new_int64(scheduled));
 		json_object_object_add(o, "batches", json_object_new_int64(batches));
+		/* Why no wsyncd serves the provider yet (the text mode warns). */
+		json_object_object_add(o, "not_served",
+		                       not_served ? json_object_new_string(not_served) : NULL);
+		free(not_served);
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 		                                                     JSON_C_TO_STRING_SPACED));
 		json_object_put(o);
