@@ -201,7 +201,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [-c FILE] COMMAND [ARGS] [--json]\n"
 		"       " PROG " --help | --version\n\n"
-		"Operate wsync: sync status, the queue, retries, migrations, plugins.\n\n"
+		"Operate wsync: sync status, the queue, retries, backfill, providers,\n"
+		"migrations, plugins.\n\n"
 		"commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-14s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
