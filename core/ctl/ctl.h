@@ -13,6 +13,8 @@
 
 #include "common/config.h"
 
+#include <libpq-fe.h>
+
 enum {
 	WSYNC_EXIT_OK = 0,       /* done */
 	WSYNC_EXIT_RUNTIME = 1,  /* runtime failure (database unreachable, ...) */
@@ -24,5 +26,23 @@ enum {
  * caller; it is NULL only when argv holds --help, so that the help
  * prints without a configuration. */
 int wsync_ctl_plugins(const wsync_config *cfg, int argc, char **argv);
+
+/* `wsyncctl backfill` (backfill.c), in two steps so that arguments are
+ * checked before connecting. */
+typedef struct wsync_backfill_args {
+	const char *provider;   /* borrowed from argv */
+	const char *since;      /* YYYY-MM-DD (checked) or NULL; borrowed */
+	char *users;            /* uuid[] literal from --users FILE, or NULL; owned */
+	long batch;             /* entities per batch */
+	int json;
+} wsync_backfill_args;
+
+/* Parse the words from "backfill" on.  Returns 0, -1 when --help was
+ * printed, or an exit code (the message printed).  Free with
+ * wsync_ctl_backfill_args_free whatever it returned. */
+int wsync_ctl_backfill_args(int argc, char **argv, wsync_backfill_args *a);
+void wsync_ctl_backfill_args_free(wsync_backfill_args *a);
+/* Queue the batches on db (borrowed) and print the result; the exit code. */
+int wsync_ctl_backfill_run(PGconn *db, const wsync_backfill_args *a);
 
 #endif

@@ -114,6 +114,8 @@ static int cmd_retry(ctl_ctx *, int, char **);
 static int cmd_prune(ctl_ctx *, int, char **);
 static int cmd_plugins(ctl_ctx *, int, char **);
 static int cmd_parse_workout(ctl_ctx *, int, char **);
+static int cmd_backfill(ctl_ctx *, int, char **);
+static int cmd_provider(ctl_ctx *, int, char **);
 
 static const ctl_cmd COMMANDS[] = {
 	{"migrate", cmd_migrate, "", O_DIR | O_JSON, 0, 0, 0,
@@ -146,6 +148,17 @@ static const ctl_cmd COMMANDS[] = {
 	 "history.  record_not_found failures are skipped by --user."},
 	{"prune", cmd_prune, "", O_OLDER | O_BATCH | O_JSON, 0, 0, 0,
 	 "delete old processed entries (never pending ones), in batches", NULL},
+	{"backfill", cmd_backfill, "", 0, 0, 0, 1,
+	 "queue for a provider the workouts and upcoming schedules it never had", NULL},
+	{"provider", cmd_provider, "list | disable NAME | enable NAME", O_JSON, 1, 2, 0,
+	 "list providers and who serves them; stop or resume enqueueing for one",
+	 "  wsyncctl provider list              who serves each provider, and if not, why\n"
+	 "  wsyncctl provider disable NAME      stop enqueueing for NAME (an operator\n"
+	 "                                      override: no wsyncd start or reload undoes it)\n"
+	 "  wsyncctl provider enable NAME       clear the override\n\n"
+	 "Entries already queued still run while a wsyncd serves the provider.  What\n"
+	 "changed while it was disabled is not queued: run `backfill` after enabling\n"
+	 "to queue what it never had."},
 	{"plugins", cmd_plugins, "", 0, 0, 0, 1,
 	 "list plugins and provider instances, and what would load", NULL},
 	{"parse-workout", cmd_parse_workout, "", 0, 0, 0, 1,
@@ -188,7 +201,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [-c FILE] COMMAND [ARGS] [--json]\n"
 		"       " PROG " --help | --version\n\n"
-		"Operate wsync: sync status, the queue, retries, migrations, plugins.\n\n"
+		"Operate wsync: sync status, the queue, retries, backfill, providers,\n"
+		"migrations, plugins.\n\n"
 		"commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-14s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
@@ -638,6 +652,69 @@ static int cmd_plugins(ctl_ctx *ctx, int argc, char **argv)
 	if ((rc = ctl_config(ctx, 1)))
 		return rc;
 	return wsync_ctl_plugins(ctx->cfg, argc, argv);
+}
+
+static int cmd_backfill(ctl_ctx *ctx, int argc, char **argv)
+{
+	wsync_backfill_args a;
+	int rc = wsync_ctl_backfill_args(argc, argv, &a);
+	if (rc == 0 && !(rc = ctl_db(ctx)))
+		rc = wsync_ctl_backfill_run(ctx->db, &a);
+	wsync_ctl_backfill_args_free(&a);
+	return rc < 0 ? WSYNC_EXIT_OK : rc;
+}
+
+static int cmd_provider(ctl_ctx *ctx, int argc, char **argv)
+{
+	const char *verb = ctx->o.pos[0], *name = ctx->o.pos[1], *p[2];
+	PGresult *r;
+	int rc, disable;
+	(void)argc, (void)argv;
+	if (!strcmp(verb, "list")) {
+		if (name)
+			return usage_error(ctx, "unexpected argument '%s'", name);
+		if ((rc = ctl_db(ctx)))
+			return rc;
+		return report(ctx, wsync_report_providers(ctx->db), WSYNC_OUT_TABLE);
+	}
+	if (strcmp(verb, "disable") && strcmp(verb, "enable"))
+		return usage_error(ctx, "unknown action '%s': expected list, disable or enable",
+		                   verb);
+	if (!name)
+		return usage_error(ctx, "missing provider NAME after %s", verb);
+	if ((rc = ctl_db(ctx)) || (rc = check_provider(ctx, name)))
+		return rc;
+	disable = !strcmp(verb, "disable");
+	p[0] = name, p[1] = disable ? "t" : "f";
+	r = PQexecParams(ctx->db, "SELECT provider_name, queued, note"
+	                 " FROM wsync_provider_set_disabled($1, $2::bool)",
+	                 2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		rc = query_error(ctx, r);
+	} else if (ctx->o.json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "provider", json_object_new_string(name));
+		json_object_object_add(o, "operator_disabled", json_object_new_boolean(disable));
+		json_object_object_add(o, "queued",
+		                       json_object_new_boolean(PQgetvalue(r, 0, 1)[0] == 't'));
+		json_object_object_add(o, "not_served", PQgetisnull(r, 0, 2) ? NULL
+		                       : json_object_new_string(PQgetvalue(r, 0, 2)));
+		rc = print_json(o);
+	} else if (disable) {
+		printf("provider %s disabled by an operator: nothing new is queued for it; "
+		       "entries already queued still run ('" PROG " provider enable %s' resumes "
+		       "it)\n", name, name);
+	} else if (PQgetvalue(r, 0, 1)[0] == 't') {
+		printf("provider %s enabled: changes are queued for it again (run '" PROG
+		       " backfill --provider %s' for what it missed)\n", name, name);
+		if (!PQgetisnull(r, 0, 2))
+			printf("note: %s\n", PQgetvalue(r, 0, 2));
+	} else {
+		printf("provider %s: operator override cleared, but nothing is queued for it: "
+		       "%s\n", name, PQgetisnull(r, 0, 2) ? "disabled" : PQgetvalue(r, 0, 2));
+	}
+	PQclear(r);
+	return rc;
 }
 
 static int cmd_parse_workout(ctl_ctx *ctx, int argc, char **argv)

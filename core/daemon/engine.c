@@ -7,8 +7,10 @@
 #include "common/log.h"
 #include "host/host.h"
 #include "notify.h"
+#include "providers.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,14 +94,13 @@ static void notify_ready(wsync_engine *e)
 	wsync_notify_ready();
 }
 
+/* Tell the database what this node's configuration serves; a provider
+ * whose INI is gone is marked removed for this node (providers.c). */
 static void register_providers(wsync_engine *e, PGconn *db)
 {
-	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
-		wsync_plugin_instance *in = wsync_registry_at(e->registry, i);
-		if (in->loaded &&
-		    wsync_store_register_provider(db, in->name, in->desc->name, in->enabled) < 0)
-			wsync_error("cannot register provider %s: %s", in->name, PQerrorMessage(db));
-	}
+	char node[PATH_MAX + 300];
+	wsync_node_name(e->config_path, node, sizeof node);
+	wsync_providers_register(db, node, e->registry);
 }
 
 static void reload(wsync_engine *e, PGconn *db)

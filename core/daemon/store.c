@@ -177,6 +177,16 @@ static const char CLAIM_SQL[] =
 	"          ON o.entity_type = 'workout_scheduled' AND o.entity_id = s.id"
 	"        WHERE s.workout_id = q.entity_id AND o.provider = q.provider"
 	"          AND o.processed_at IS NULL AND o.locked_until >= now()))"
+	/* lifecycle (migration 0007): a workout's delete waits while a delete
+	 * of a scheduled workout of the same user is unfinished on that
+	 * provider, so calendar entries go before their workout.  No seq bound:
+	 * ON DELETE CASCADE queues the workout's delete first.  The schedule
+	 * rows are gone by then, so "its schedules" widens to the user's. */
+	"    AND NOT (q.entity_type = 'workout' AND q.operation = 'delete' AND EXISTS ("
+	"        SELECT 1 FROM workout_sync_queue o"
+	"        WHERE o.user_id = q.user_id AND o.provider = q.provider"
+	"          AND o.entity_type = 'workout_scheduled' AND o.operation = 'delete'"
+	"          AND o.processed_at IS NULL))"
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $3"
 	"  FOR NO KEY UPDATE SKIP LOCKED),"

@@ -28,11 +28,14 @@ PGresult *wsync_report_status(PGconn *db, const char *entity_type, const char *e
 {
 	const char *p[3] = {entity_type, entity_id, provider};
 	return run(db,
-		"SELECT provider, state, synced, pending, failed, enabled, error_type,"
+		"SELECT s.provider, state, synced, pending, failed, s.enabled, error_type,"
 		"  error_message, wsync_iso8601(last_attempt) AS last_attempt,"
 		"  wsync_iso8601(next_retry_at) AS next_retry_at, retry_count,"
-		"  provider_entity_id, operation, queue_id, user_id"
-		" FROM wsync_sync_status($1, $2::uuid, $3)",
+		"  provider_entity_id, operation, queue_id, user_id,"
+		"  v.reason AS provider_not_served"
+		" FROM wsync_sync_status($1, $2::uuid, $3) s"
+		" LEFT JOIN wsync_provider_state v ON v.provider = s.provider"
+		" ORDER BY s.provider",
 		3, p);
 }
 
@@ -45,8 +48,10 @@ PGresult *wsync_report_queue(PGconn *db)
 		"  count(*) FILTER (WHERE locked_until >= now()) AS in_flight,"
 		"  count(*) FILTER (WHERE error_type IS NOT NULL) AS retrying,"
 		"  wsync_iso8601(min(created_at)) AS oldest,"
-		"  extract(epoch FROM now() - min(created_at))::bigint AS oldest_age_s"
-		" FROM workout_sync_queue WHERE processed_at IS NULL"
+		"  extract(epoch FROM now() - min(created_at))::bigint AS oldest_age_s,"
+		"  (SELECT v.reason FROM wsync_provider_state v WHERE v.provider = q.provider)"
+		"    AS not_served"
+		" FROM workout_sync_queue q WHERE processed_at IS NULL"
 		" GROUP BY provider, operation, entity_type"
 		" ORDER BY provider, operation, entity_type",
 		0, NULL);
@@ -101,6 +106,16 @@ PGresult *wsync_report_success_rate(PGconn *db, long since_s)
 		"   AND q.processed_at >= now() - make_interval(secs => $1::bigint)"
 		" GROUP BY p.name ORDER BY p.name",
 		1, p);
+}
+
+PGresult *wsync_report_providers(PGconn *db)
+{
+	return run(db,
+		"SELECT provider, plugin, enabled AS queued, operator_disabled,"
+		"  wsync_iso8601(operator_changed_at) AS operator_changed_at,"
+		"  array_to_string(nodes_enabled, ' ') AS served_by, reason AS not_served"
+		" FROM wsync_provider_state ORDER BY provider",
+		0, NULL);
 }
 
 long long wsync_prune(PGconn *db, long older_s, long batch, long *batches, char *err,

@@ -127,13 +127,15 @@ static void test_global(void)
 {
 	T_RUN(0, "wsyncctl 0.1.0\n", "--version");
 	T_RUN(0, "commands:", "--help");
+	T_RUN(0, "backfill", "--help");
+	T_RUN(0, "provider", "--help");
 	T_RUN(2, "usage:", (char *)NULL);
 	T_RUN(2, "unknown command 'bogus'", "bogus");
 	T_RUN(2, "unknown option '--bogus'", "--bogus", "queue");
 	T_RUN(2, "cannot open", "-c", "/nonexistent/wsyncd.ini", "queue");
 	for (const char *const *c = (const char *const[]){"migrate", "enqueue", "status", "queue",
 	             "errors", "failed", "success-rate", "retry", "prune", "plugins",
-	             "parse-workout", NULL}; *c; c++)
+	             "parse-workout", "backfill", "provider", NULL}; *c; c++)
 		T_RUN(0, "sage", (char *)*c, "--help");
 }
 
@@ -337,6 +339,118 @@ static void test_prune(PGconn *db)
 	T_RUN(0, "0 processed entries deleted", "prune");
 }
 
+/* backfill and provider disable/enable end to end (migrations/0007). */
+static void test_backfill_provider(PGconn *db)
+{
+	json_object *j, *s;
+	char *dir = t_tempdir(), users[600], out[64];
+	char *w;
+	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ('bf', 'bf')", 0, NULL);
+	/* Three workouts and an upcoming schedule from before bf was connected. */
+	t_exec(db, "INSERT INTO workouts (user_id, name) SELECT '" U "', 'w' || g"
+	           " FROM generate_series(1, 3) g", 0, NULL);
+	w = t_query_str(db, "SELECT id FROM workouts WHERE user_id = '" U "' ORDER BY id LIMIT 1",
+	                0, NULL);
+	{
+		const char *p[1] = {w};
+		t_exec(db, "INSERT INTO workouts_scheduled (user_id, workout_id, scheduled_date)"
+		           " VALUES ('" U "', $1::uuid, (now() AT TIME ZONE 'UTC')::date + 1)", 1, p);
+	}
+	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token)"
+	           " VALUES ('" U "', 'bf', 'x')", 0, NULL);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE provider = 'bf'",
+	                     0, NULL), 0);
+
+	/* Argument errors first, database or not. */
+	T_RUN(2, "missing --provider", "backfill");
+	T_RUN(2, "unknown provider 'nope'", "backfill", "--provider", "nope");
+	T_RUN(2, "--since '2026-13-01': expected a date", "backfill", "--provider", "bf",
+	      "--since", "2026-13-01");
+	T_RUN(2, "--batch '0'", "backfill", "--provider", "bf", "--batch", "0");
+	T_RUN(2, "unknown option '--bogus'", "backfill", "--provider", "bf", "--bogus");
+	snprintf(users, sizeof users, "%s/users.txt", dir);
+	t_write_file(users, "# team A\n" U "\nnot-a-uuid\n", 0644);
+	snprintf(out, sizeof out, "users.txt:3: malformed user id 'not-a-uuid'");
+	T_RUN(2, out, "backfill", "--provider", "bf", "--users", users);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE provider = 'bf'",
+	                     0, NULL), 0);
+	/* Another user only: nothing of U's. */
+	t_write_file(users, "\n  " W2 "  \n", 0644);
+	T_RUN(0, "0 workouts and 0 scheduled workouts queued", "backfill", "--provider", "bf",
+	      "--users", users);
+
+	j = RUN_JSON("backfill", "--provider", "bf", "--batch", "2", "--json");
+	T_EQ_STR(gstr(j, "provider"), "bf");
+	T_EQ_INT(gint(j, "workout"), 3);
+	T_EQ_INT(gint(j, "workout_scheduled"), 1);
+	T_EQ_INT(gint(j, "batches"), 3); /* 2 + 1 workouts, 1 schedule */
+	T_CONTAINS(gstr(j, "not_served"), "no wsyncd has registered it");
+	json_object_put(j);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE provider = 'bf'",
+	                     0, NULL), 4);
+	/* Twice: nothing new. */
+	T_RUN(0, "backfill bf: 0 workouts and 0 scheduled workouts queued", "backfill",
+	      "--provider", "bf", "--since", "2020-01-01");
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE provider = 'bf'",
+	                     0, NULL), 4);
+
+	T_RUN(0, "warning: provider bf: no wsyncd has registered it", "backfill", "--provider",
+	      "bf");
+	/* No wsyncd has registered bf: queue and status say so. */
+	j = RUN_JSON("queue", "--json");
+	s = find(j, "provider", "bf");
+	T_CONTAINS(gstr(s, "not_served"), "no wsyncd has registered it");
+	s = find(j, "provider", "wahoo");
+	T_CONTAINS(gstr(s, "not_served"), "no wsyncd has registered it");
+	json_object_put(j);
+	/* A node registers both; bf's INI is then removed from it. */
+	t_exec(db, "SELECT wsync_providers_register('n1:/etc/wsync/wsyncd.ini', '{bf,wahoo}',"
+	           " '{bf,wahoo}', '{t,t}')", 0, NULL);
+	j = RUN_JSON("queue", "--json");
+	T_CHECK(find(j, "provider", "bf") && get(find(j, "provider", "bf"), "not_served") == NULL);
+	json_object_put(j);
+	t_exec(db, "SELECT wsync_providers_register('n1:/etc/wsync/wsyncd.ini', '{wahoo}',"
+	           " '{wahoo}', '{t}')", 0, NULL);
+	{
+		char *status;
+		T_EQ_INT(ctl_run(&status, "status", "workout", w, "--provider", "bf", NULL), 0);
+		T_CONTAINS(status, "provider_not_served");
+		T_CONTAINS(status, "no wsyncd serves it (its conf.d file was removed");
+		free(status);
+	}
+	T_RUN(1, "provider bf is not enabled: no wsyncd serves it", "backfill", "--provider", "bf");
+	T_RUN(0, "n1:/etc/wsync/wsyncd.ini", "provider", "list");
+
+	/* The operator's override on wahoo. */
+	T_RUN(0, "provider wahoo disabled by an operator", "provider", "disable", "wahoo");
+	j = RUN_JSON("provider", "list", "--json");
+	s = find(j, "provider", "wahoo");
+	T_EQ_INT(gbool(s, "operator_disabled"), 1);
+	T_EQ_INT(gbool(s, "queued"), 0);
+	T_CONTAINS(gstr(s, "not_served"), "disabled by an operator");
+	json_object_put(j);
+	j = RUN_JSON("status", "workout", w, "--provider", "wahoo", "--json");
+	T_EQ_INT(gbool(at(j, 0), "enabled"), 0);
+	T_CONTAINS(gstr(at(j, 0), "provider_not_served"), "disabled by an operator");
+	json_object_put(j);
+	/* A reload of the node does not undo it. */
+	t_exec(db, "SELECT wsync_providers_register('n1:/etc/wsync/wsyncd.ini', '{wahoo}',"
+	           " '{wahoo}', '{t}')", 0, NULL);
+	T_EQ_INT(t_query_int(db, "SELECT enabled::int FROM sync_providers WHERE name = 'wahoo'",
+	                     0, NULL), 0);
+	j = RUN_JSON("provider", "enable", "wahoo", "--json");
+	T_EQ_INT(gbool(j, "queued"), 1);
+	T_EQ_INT(gbool(j, "operator_disabled"), 0);
+	json_object_put(j);
+	T_RUN(0, "operator override cleared, but nothing is queued for it", "provider", "enable",
+	      "bf");
+	T_RUN(2, "unknown action 'stop'", "provider", "stop", "wahoo");
+	T_RUN(2, "missing provider NAME", "provider", "disable");
+	T_RUN(2, "unknown provider 'nope'", "provider", "disable", "nope");
+	free(w);
+	free(dir);
+}
+
 static void test_bad_args(void)
 {
 	T_RUN(2, "malformed ID 'not-a-uuid'", "status", "workout", "not-a-uuid");
@@ -417,6 +531,7 @@ int main(int argc, char **argv)
 	test_retry(db);
 	test_prune(db);
 	test_bad_args();
+	test_backfill_provider(db);
 	test_unreachable();
 	test_config_file();
 	PQfinish(db);

@@ -8,6 +8,8 @@
  *               reconnects and finishes; nothing lost
  *   sighup      SIGHUP loads a plugin dropped into the plugin directory;
  *               a broken INI keeps the running configuration
+ *   lifecycle   removing an instance's INI and SIGHUP stops enqueueing for it
+ *               and says so; an operator's disable survives a reload
  *   sigterm     SIGTERM during a drain: exit 0, unstarted entries given back
  *               with their attempt uncounted, nothing left leased
  *   listen      an entry enqueued through wsync_enqueue (NOTIFY) is picked
@@ -604,6 +606,81 @@ static void test_sighup(void)
 	free(u_late);
 }
 
+/* ---- c2. an INI removed, then SIGHUP; the operator's override ---- */
+
+/* Wait until the node's log contains `needle`. */
+static int log_wait(const node *n, const char *needle)
+{
+	long long until = now_ms() + 30000;
+	while (!file_contains(n->log, needle) && now_ms() < until)
+		sleep_ms(50);
+	return file_contains(n->log, needle);
+}
+
+static const char ENABLED_SQL[] =
+	"SELECT enabled::int FROM sync_providers WHERE name = $1";
+
+static void test_lifecycle_hup(void)
+{
+	node n;
+	char path[700], *u, *w;
+	long long v;
+
+	begin("lifecycle: an INI removed and SIGHUP; provider disable survives a reload");
+	make_node(&n, "lifecycle", NULL, 1, 10, NULL, NULL, NULL, NULL, NULL);
+	write_instance(&n, "lckeep", "scripted", NULL);
+	write_instance(&n, "lcgone", "scripted", NULL);
+	spawn(&n, 0);
+	T_EQ_INT(poll_at_least("SELECT count(*) FROM sync_providers WHERE name IN"
+	                       " ('lckeep', 'lcgone') AND enabled", NULL, NULL, 2, 30000), 2);
+	u = new_user("lckeep");
+	{
+		const char *p[1] = {u};
+		t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token)"
+		           " VALUES ($1, 'lcgone', 'tok')", 1, p);
+	}
+
+	/* The INI goes away; SIGHUP. */
+	snprintf(path, sizeof path, "%s/lcgone.ini", n.conf_dir);
+	T_EQ_INT(unlink(path), 0);
+	kill(n.pid, SIGHUP);
+	T_CHECK(log_wait(&n, "provider lcgone: no wsyncd has it enabled: nothing is queued for it"));
+	v = qint(ENABLED_SQL, "lcgone", NULL);
+	T_EQ_INT(v, 0);
+	T_EQ_INT(qint(ENABLED_SQL, "lckeep", NULL), 1);
+	T_EQ_INT(qint("SELECT count(*) FROM wsync_provider_state WHERE provider = 'lcgone'"
+	              " AND reason LIKE 'no wsyncd serves it%'", NULL, NULL), 1);
+	/* A change is queued for the provider still configured only. */
+	w = t_query_str(db, "INSERT INTO workouts (user_id, name, description, workout_text)"
+	                    " VALUES ($1, 'w', 'answer=ok', '- 10m 70%') RETURNING id::text", 1,
+	                (const char *[]){u});
+	t_exec(db, "SELECT wsync_enqueue($1::uuid, 'workout', $2::uuid, 'create')", 2,
+	       (const char *[]){u, w});
+	T_EQ_INT(qint("SELECT count(*) FROM workout_sync_queue WHERE entity_id = $1::uuid"
+	              " AND provider = 'lcgone'", w, NULL), 0);
+	T_EQ_INT(poll_at_least(ENTITY_DONE_SQL, w, "lckeep", 1, 30000), 1);
+	free(w);
+
+	/* The operator disables lckeep; a reload does not undo it, and says so. */
+	t_exec(db, "SELECT wsync_provider_set_disabled('lckeep', true)", 0, NULL);
+	kill(n.pid, SIGHUP);
+	T_CHECK(log_wait(&n, "provider lckeep: disabled by an operator"));
+	T_EQ_INT(qint(ENABLED_SQL, "lckeep", NULL), 0);
+	T_EQ_INT(qint("SELECT wsync_enqueue($1::uuid, 'workout', gen_random_uuid(), 'create')",
+	              u, NULL), 0);
+	t_exec(db, "SELECT wsync_provider_set_disabled('lckeep', false)", 0, NULL);
+	T_EQ_INT(qint(ENABLED_SQL, "lckeep", NULL), 1);
+	/* The INI back: served and queued for again. */
+	write_instance(&n, "lcgone", "scripted", NULL);
+	kill(n.pid, SIGHUP);
+	T_EQ_INT(poll_at_least(ENABLED_SQL, "lcgone", NULL, 1, 30000), 1);
+	T_CHECK(running(n.pid));
+	T_EQ_INT(stop(&n), 0);
+	if (failed())
+		show_log(&n);
+	free(u);
+}
+
 /* ---- d. SIGTERM during a drain ---- */
 
 static void test_sigterm(void)
@@ -839,6 +916,7 @@ int main(int argc, char **argv)
 	test_listen();
 	test_sigterm();
 	test_sighup();
+	test_lifecycle_hup();
 	test_kill9();
 	test_pg_restart();
 
