@@ -320,8 +320,8 @@ static void scheduled_workouts(void)
 	/* (a) the answer was lost; 40 later workouts push ours to page 2.  The
 	 * reset hits a fresh connection: on a reused keep-alive connection
 	 * libcurl silently sends the POST again when the connection dies
-	 * before any answer byte (a duplicate the plugin cannot see; see
-	 * the report on core/host/http.c), so the call must not reuse one. */
+	 * before any answer byte (a duplicate no plugin can see, to be fixed
+	 * in core/host/http.c), so this call must not reuse one. */
 	wsync_testhost_free(th);
 	th = load();
 	w = workout(th, "Scheduled");
