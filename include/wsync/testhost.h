@@ -203,7 +203,8 @@ typedef struct wsync_testhost_request {
  * the entity's own provider id is set (workout_provider_id for
  * sync_workout, scheduled_provider_id for sync_scheduled_workout), else
  * WSYNC_OP_CREATE; provider is the instance name; access_token the test
- * host's token; queue_id a new UUID; now the clock.  The outcome is reset
+ * host's token; queue_id a new UUID; now the clock; reconcile 0 and
+ * external_key the entity's id (see wsync_testhost_call_reconcile).  The outcome is reset
  * before the call, and the returned status wins over a status recorded with
  * set_error() or by host->http(), as in wsyncd.  Serial plugins
  * (WSYNC_PLUGIN_SERIAL) are called under the instance's lock.

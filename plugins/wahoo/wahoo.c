@@ -364,12 +364,16 @@ static int must_reconcile(const wsync_request *req)
 	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
-/* The key sent on create and looked up on reconcile: the host's
- * external_key (ABI 1.1), else the entity's id (the same UUID). */
-static const char *key_of(const wsync_request *req, const char *entity_id)
+/* The key sent on create and looked up on reconcile: the entity's id, which
+ * every create has always sent.  ABI 1.1's external_key is that same UUID; a
+ * host passing another one is told so and not followed, because plans and
+ * workouts made before carry the entity's id. */
+static const char *key_of(wahoo *wh, const wsync_request *req, const char *entity_id)
 {
-	if (WSYNC_HAS(req, external_key) && req->external_key && *req->external_key)
-		return req->external_key;
+	if (WSYNC_HAS(req, external_key) && req->external_key && strcmp(req->external_key,
+	                                                                entity_id))
+		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "external_key %s is not the entity's id "
+		              "%s: using the entity's id", req->external_key, entity_id);
 	return entity_id;
 }
 
@@ -509,7 +513,7 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
 		return put_plan(wh, call, w, req->workout_provider_id);
 
-	key = key_of(req, w->id);
+	key = key_of(wh, req, w->id);
 	if (must_reconcile(req)) {
 		int r = find_plan(wh, call, key, found, sizeof found);
 		if (r < 0)
@@ -667,7 +671,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 		                           "scheduled workout %s: date '%s' / time '%s' not usable",
 		                           sc->id, sc->scheduled_date ? sc->scheduled_date : "",
 		                           sc->scheduled_time ? sc->scheduled_time : "");
-	token = key_of(req, sc->id);
+	token = key_of(wh, req, sc->id);
 	if (!wid && must_reconcile(req)) {
 		int r = find_by_token(wh, call, token, found, sizeof found);
 		if (r < 0)

@@ -297,6 +297,25 @@ static void host_1_0(void)
 	wsync_testhost_free(th);
 }
 
+/* An external_key other than the entity's id is not followed: the plans
+ * made before carry the workout's id. */
+static void foreign_external_key(void)
+{
+	wsync_testhost *th = load();
+	const wsync_workout_entity *w = workout(th, "Foreign key");
+	T_EQ_INT(create_plan(th, w, 0), WSYNC_OK);
+	wsync_testhost_clear(th);
+	T_EQ_INT(wsync_testhost_call_reconcile(th, WSYNC_TESTHOST_SYNC_WORKOUT,
+	                                       &(wsync_testhost_request){.workout = w}, 1,
+	                                       "00000000-0000-4000-8000-00000000beef"),
+	         WSYNC_OK);
+	T_CHECK(wsync_testhost_log_find(th, "is not the entity's id") != NULL);
+	T_EQ_INT(calls(th, "POST", "/v1/plans"), 0);
+	T_EQ_INT(plans_of(w->id), 1);
+	T_EQ_INT(plans_of("00000000-0000-4000-8000-00000000beef"), 0);
+	wsync_testhost_free(th);
+}
+
 /* Scheduled workouts: no lookup by workout_token, so the list is scanned,
  * across pages, and the workout adopted. */
 static void scheduled_workouts(void)
@@ -385,6 +404,7 @@ int main(int argc, char **argv)
 	answers_without_id();
 	failed_lookup_does_not_create();
 	host_1_0();
+	foreign_external_key();
 	scheduled_workouts();
 	e2e_stop(sb);
 	return t_done();
