@@ -765,6 +765,13 @@ static int32_t not_called(wsync_testhost *th, int32_t status, const char *fmt, .
 int32_t wsync_testhost_call(wsync_testhost *th, int32_t op,
                             const wsync_testhost_request *in)
 {
+	return wsync_testhost_call_reconcile(th, op, in, 0, NULL);
+}
+
+int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
+                                      const wsync_testhost_request *in, int32_t reconcile,
+                                      const char *external_key)
+{
 	static const wsync_testhost_request none;
 	static const char *const op_names[] = {"sync_workout", "sync_scheduled_workout",
 	                                       "delete_workout", "delete_scheduled_workout"};
@@ -840,6 +847,17 @@ int32_t wsync_testhost_call(wsync_testhost *th, int32_t op,
 	req.scheduled_provider_id = in->scheduled_provider_id;
 	req.attempt = in->attempt > 0 ? in->attempt : 1;
 	req.now = th_now();
+	if (reconcile == WSYNC_TESTHOST_ABI_1_0) {
+		/* a 1.0 host's request ends before the ABI 1.1 members */
+		req.struct_size = (uint32_t)offsetof(wsync_request, reconcile);
+	} else {
+		/* as wsyncd: the entity's id is the stable key */
+		req.reconcile = reconcile;
+		req.external_key = external_key ? external_key
+		                 : is_delete ? NULL
+		                 : op == WSYNC_TESTHOST_SYNC_WORKOUT ? in->workout->id
+		                 : in->scheduled->id;
+	}
 
 	call = &th->tc.call;
 	wsync_call_init(call, inst);

@@ -203,7 +203,8 @@ typedef struct wsync_testhost_request {
  * the entity's own provider id is set (workout_provider_id for
  * sync_workout, scheduled_provider_id for sync_scheduled_workout), else
  * WSYNC_OP_CREATE; provider is the instance name; access_token the test
- * host's token; queue_id a new UUID; now the clock.  The outcome is reset
+ * host's token; queue_id a new UUID; now the clock; reconcile 0 and
+ * external_key the entity's id (see wsync_testhost_call_reconcile).  The outcome is reset
  * before the call, and the returned status wins over a status recorded with
  * set_error() or by host->http(), as in wsyncd.  Serial plugins
  * (WSYNC_PLUGIN_SERIAL) are called under the instance's lock.
@@ -222,6 +223,28 @@ typedef struct wsync_testhost_request {
  */
 int32_t wsync_testhost_call(wsync_testhost *th, int32_t op,
                             const wsync_testhost_request *in);
+
+/*
+ * wsync_testhost_call() with the EXACTLY ONCE members of wsync_request (ABI
+ * 1.1, see plugin.h) under the test's control, to play "an earlier attempt
+ * may have reached the provider":
+ *
+ *   reconcile     copied to wsync_request.reconcile (non-zero: look up by
+ *                 external_key before creating).  WSYNC_TESTHOST_ABI_1_0
+ *                 plays a 1.0 host instead: struct_size ends before
+ *                 `reconcile`, so WSYNC_HAS(req, reconcile) is false;
+ *   external_key  wsync_request.external_key; NULL means what wsyncd passes:
+ *                 the entity's id (the workout's for sync_workout, the
+ *                 scheduled workout's for sync_scheduled_workout; for
+ *                 deletes NULL).
+ *
+ * wsync_testhost_call(th, op, in) is wsync_testhost_call_reconcile(th, op,
+ * in, 0, NULL).  Everything else is as wsync_testhost_call().
+ */
+#define WSYNC_TESTHOST_ABI_1_0 (-1)
+int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
+                                      const wsync_testhost_request *in, int32_t reconcile,
+                                      const char *external_key);
 
 /* The outcome of the last wsync_testhost_call() (all zero before the
  * first).  Valid until the next call or wsync_testhost_free(). */

@@ -180,6 +180,18 @@ static int32_t no_id(garmin *g, wsync_call *call, const char *method, const char
 	                          excerpt[0] ? excerpt : "(empty body)");
 }
 
+/*
+ * Whether a create must first look for what an earlier attempt may have made
+ * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
+ * after the first (a 1.0 host has no `reconcile`; a lookup is cheap).
+ */
+static int must_reconcile(const wsync_request *req)
+{
+	if (req->attempt > 1)
+		return 1;
+	return WSYNC_HAS(req, reconcile) && req->reconcile;
+}
+
 static void set_id(garmin *g, wsync_call *call, int64_t id)
 {
 	char buf[32];
@@ -267,6 +279,13 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 		                          GARMIN_MAX_STEPS, n);
 	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
 		return update_workout(g, call, w, req->workout_provider_id);
+	if (must_reconcile(req))
+		/* Garmin documents no workout lookup and no external id (README,
+		 * "Exactly once"): the exposure is the one call that was in
+		 * flight.  Say so where an operator will look. */
+		g->host->log(g->inst, WSYNC_LOG_WARNING, "workout %s: an earlier attempt may have "
+		             "created it on Garmin, which has no lookup for workouts; creating it "
+		             "(check the user's Garmin library for a duplicate)", w->id ? w->id : "?");
 	return create_workout(g, call, w);
 }
 
@@ -297,6 +316,53 @@ static int valid_date(const char *d)
 		if (i != 4 && i != 7 && !isdigit((unsigned char)d[i]))
 			return 0;
 	return 1;
+}
+
+/*
+ * Reconcile a schedule create: GET /training-api/schedule?startDate=D&
+ * endDate=D (Garmin's documented list by date range) and find the schedule
+ * of workout `wid` on that day.  1 found (id in *sid), 0 certainly none, or
+ * a status < 0 meaning "stop: return -status" (the lookup failed: creating
+ * now could duplicate).
+ */
+static int find_schedule(garmin *g, wsync_call *call, int64_t wid, const char *date,
+                         int64_t *sid)
+{
+	wsync_http_response resp;
+	json_object *arr;
+	char path[128];
+	int32_t st;
+	size_t i, n, found = 0;
+
+	snprintf(path, sizeof path, "/training-api/schedule?startDate=%s&endDate=%s", date, date);
+	st = api(g, call, "GET", path, NULL, &resp);
+	if (st != WSYNC_OK && st != WSYNC_E_NOT_FOUND)
+		return -st; /* the host recorded why */
+	arr = st == WSYNC_OK ? garmin_parse_json(resp.body, resp.body_len) : NULL;
+	if (!arr || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		return -no_id(g, call, "GET", path, "the schedule list (not creating blindly: "
+		              "it may exist already)", &resp);
+	}
+	n = json_object_array_length(arr);
+	for (i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(arr, i), *v;
+		int64_t w = 0, id = 0;
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, "workoutId", &v) || garmin_json_id(v, &w) < 0 ||
+		    w != wid || !json_object_object_get_ex(o, "date", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    strncmp(json_object_get_string(v), date, 10) ||
+		    !json_object_object_get_ex(o, "scheduleId", &v) || garmin_json_id(v, &id) < 0)
+			continue;
+		if (found++ == 0)
+			*sid = id;
+	}
+	json_object_put(arr);
+	if (found > 1)
+		g->host->log(g->inst, WSYNC_LOG_WARNING, "%zu schedules of workout %lld on %s: "
+		             "adopting %lld", found, (long long)wid, date, (long long)*sid);
+	return found ? 1 : 0;
 }
 
 static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request *req)
@@ -340,6 +406,21 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 		if (st == WSYNC_OK)
 			set_id(g, call, sid);
 		return st;
+	}
+	if (must_reconcile(req)) {
+		int r = find_schedule(g, call, wid, s->scheduled_date, &sid);
+		if (r != 0)
+			json_object_put(body);
+		if (r < 0)
+			return (int32_t)-r;
+		if (r == 1) {
+			/* workoutId and date are all a schedule holds: nothing to PUT */
+			g->host->log(g->inst, WSYNC_LOG_INFO, "schedule of workout %lld on %s already "
+			             "exists as %lld (an earlier attempt reached Garmin): adopting it",
+			             (long long)wid, s->scheduled_date, (long long)sid);
+			set_id(g, call, sid);
+			return WSYNC_OK;
+		}
 	}
 	json_object_object_add(body, "workoutId", json_object_new_int64(wid));
 	json_object_object_add(body, "date", json_object_new_string(s->scheduled_date));

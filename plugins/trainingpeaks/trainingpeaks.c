@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TP_VERSION "1.0.0"
 #define TP_UA_MAX 256
@@ -787,6 +788,84 @@ static json_object *plan_object(tp *t, const wsync_request *req, long long athle
 	return o;
 }
 
+/*
+ * Whether a create must first look for what an earlier attempt may have made
+ * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
+ * after the first (a 1.0 host has no `reconcile`; a lookup is cheap).
+ */
+static int must_reconcile(const wsync_request *req)
+{
+	if (req->attempt > 1)
+		return 1;
+	return WSYNC_HAS(req, reconcile) && req->reconcile;
+}
+
+static int same_text(json_object *v, const char *want)
+{
+	const char *have = v && json_object_is_type(v, json_type_string)
+	                 ? json_object_get_string(v) : NULL;
+	if (!want || !*want)
+		return !have || !*have;
+	return have && !strcmp(have, want);
+}
+
+/*
+ * Reconcile a create.  TrainingPeaks has no external id; the one lookup is
+ * GET /v2/workouts/{day}/{day}, matched on the day, the title and the
+ * workout type (what third-party clients match on).  1 found (*id), 0
+ * certainly none, or a status < 0 meaning "stop: return -status" (the
+ * lookup failed: creating now could duplicate).
+ */
+static int find_planned(tp *t, wsync_call *call, const wsync_request *req, long long *id)
+{
+	const wsync_scheduled_entity *s = req->scheduled;
+	const char *type = workout_type(t, req->workout->sport);
+	wsync_http_response resp;
+	json_object *arr;
+	char path[96];
+	size_t i, n, found = 0;
+	int32_t st;
+
+	snprintf(path, sizeof path, "/v2/workouts/%.10s/%.10s", s->scheduled_date,
+	         s->scheduled_date);
+	st = tp_http(t, call, "GET", path, NULL, &resp);
+	if (st != WSYNC_OK && st != WSYNC_E_NOT_FOUND)
+		return -st; /* the host recorded why */
+	arr = st == WSYNC_OK && resp.body ? json_tokener_parse(resp.body) : NULL;
+	if (!arr || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		return -t->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                           "HTTP %d from GET %s: not the documented list of "
+		                           "workouts; not creating blindly (it may exist already)",
+		                           (int)resp.http_status, path);
+	}
+	n = json_object_array_length(arr);
+	for (i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(arr, i), *v;
+		long long x;
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, "WorkoutDay", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    strncmp(json_object_get_string(v), s->scheduled_date, 10) ||
+		    !json_object_object_get_ex(o, "Title", &v) || !same_text(v, req->workout->name) ||
+		    !json_object_object_get_ex(o, "WorkoutType", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    strcasecmp(json_object_get_string(v), type) ||
+		    !json_object_object_get_ex(o, "Id", &v) || json_id(v, &x) < 0)
+			continue;
+		if (json_object_object_get_ex(o, "Completed", &v) && json_object_get_boolean(v))
+			continue; /* a done workout is not the plan we sent */
+		if (found++ == 0)
+			*id = x;
+	}
+	json_object_put(arr);
+	if (found > 1)
+		t->host->log(t->inst, WSYNC_LOG_WARNING, "%zu TrainingPeaks workouts titled '%s' on "
+		             "%.10s: adopting %lld", found, req->workout->name ? req->workout->name
+		             : "", s->scheduled_date, *id);
+	return found ? 1 : 0;
+}
+
 static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_request *req)
 {
 	tp *t = state;
@@ -823,6 +902,22 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 			return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
 			                          "stored TrainingPeaks id '%.40s' is not a number",
 			                          pid ? pid : "");
+	}
+	if (!update && must_reconcile(req)) {
+		int r = find_planned(t, call, req, &id);
+		if (r < 0)
+			return (int32_t)-r;
+		if (r == 1) {
+			/* adopt it, and make it what we would have created (PUT is a
+			 * full replace) */
+			t->host->log(t->inst, WSYNC_LOG_INFO, "scheduled workout %s: TrainingPeaks "
+			             "workout %lld on %.10s matches (an earlier attempt reached "
+			             "TrainingPeaks): adopting and updating it", s->id, id,
+			             s->scheduled_date);
+			snprintf(path, sizeof path, "%lld", id);
+			t->host->set_provider_id(call, path);
+			update = 1;
+		}
 	}
 	structure = structure_string(req->workout->structure, &err);
 	if (err)
@@ -863,8 +958,10 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 			long long new_id;
 			if (answer_id(&resp, &new_id) < 0) {
 				st = t->host->set_error(call, WSYNC_E_PROVIDER, 0,
-				                        "POST /v2/workouts/plan: answer without a usable "
-				                        "\"Id\"");
+				                        "HTTP %d from POST /v2/workouts/plan: answer "
+				                        "without a usable \"Id\" (%zu bytes); the workout "
+				                        "may exist: the retry looks it up before creating",
+				                        (int)resp.http_status, resp.body_len);
 			} else {
 				snprintf(path, sizeof path, "%lld", new_id);
 				t->host->set_provider_id(call, path);

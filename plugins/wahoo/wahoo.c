@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define PLAN_MAX_INTERVALS 2000 /* the sandbox's cap; Wahoo documents none */
-#define SCAN_PAGES 3            /* workout list pages searched for a token */
+#define SCAN_PAGES 20           /* workout list pages searched for a token */
 #define SCAN_PER_PAGE 30        /* Wahoo's documented default page size */
 
 typedef struct wahoo {
@@ -324,7 +324,12 @@ static int id_of(json_object *obj, char *out, size_t outlen)
 	}
 }
 
-/* Record the id of a 2xx answer as the entity's provider id. */
+/*
+ * Record the id of a 2xx answer as the entity's provider id.  Without a
+ * usable id the object may well exist at Wahoo: that is provider_error (never
+ * a blind second POST), and the retry comes with `reconcile` set, so it looks
+ * the object up by its key before creating anything.
+ */
 static int32_t take_id(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
                        const char *method, const char *path)
 {
@@ -336,29 +341,62 @@ static int32_t take_id(wahoo *wh, wsync_call *call, const wsync_http_response *r
 	json_object_put(o);
 	if (!ok)
 		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
-		                           "HTTP %d from %s %s: answer without id (%s)",
-		                           (int)resp->http_status, method, path,
-		                           json ? "no usable \"id\"" : "malformed JSON");
+		                           "HTTP %d from %s %s: answer without id (%s, %zu bytes); "
+		                           "the object may exist: the retry looks it up before "
+		                           "creating", (int)resp->http_status, method, path,
+		                           json ? "no usable \"id\"" : "not strict JSON",
+		                           resp->body_len);
 	wh->host->set_provider_id(call, id);
 	return WSYNC_OK;
 }
 
-/* Up to 200 bytes of a body as printable ASCII, for messages. */
-static void excerpt(const wsync_http_response *resp, char *out, size_t outlen)
+/*
+ * Whether a create must first look for the object an earlier attempt may
+ * have made (plugin.h, EXACTLY ONCE).  A 1.1 host says so with `reconcile`;
+ * any attempt after the first looks too, whatever the host: one GET costs
+ * less than a duplicate on an athlete's calendar, and a 1.0 host has no
+ * `reconcile` at all.
+ */
+static int must_reconcile(const wsync_request *req)
 {
-	size_t i, o = 0, n = resp->body ? resp->body_len : 0;
-	for (i = 0; i < n && i < 200 && o + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)resp->body[i];
-		out[o++] = c >= 0x20 && c < 0x7f ? (char)c : c < 0x20 ? ' ' : '?';
-	}
-	out[o] = '\0';
+	if (req->attempt > 1)
+		return 1;
+	return WSYNC_HAS(req, reconcile) && req->reconcile;
+}
+
+/* The key sent on create and looked up on reconcile: the entity's id, which
+ * every create has always sent.  ABI 1.1's external_key is that same UUID; a
+ * host passing another one is told so and not followed, because plans and
+ * workouts made before carry the entity's id. */
+static const char *key_of(wahoo *wh, const wsync_request *req, const char *entity_id)
+{
+	if (WSYNC_HAS(req, external_key) && req->external_key && strcmp(req->external_key,
+	                                                                entity_id))
+		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "external_key %s is not the entity's id "
+		              "%s: using the entity's id", req->external_key, entity_id);
+	return entity_id;
+}
+
+/* A lookup that could not answer: a create now might duplicate, so the
+ * entry fails for now (rate limit and 5xx as classified; a refusal as
+ * itself) and is retried. */
+static int32_t lookup_failed(wahoo *wh, wsync_call *call, int32_t st, const char *what,
+                             const wsync_http_response *resp)
+{
+	if (st == WSYNC_E_NOT_FOUND || st == WSYNC_OK)
+		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                           "HTTP %d from %s: %s; not creating blindly (it may "
+		                           "exist already)", (int)resp->http_status, what,
+		                           st == WSYNC_OK ? "answer is not the documented list"
+		                                          : "list not found");
+	return st; /* the host recorded its message */
 }
 
 /* -------------------------------------------------------------------- plans */
 
 /* The plan form; external_id only on create (Wahoo's update takes none). */
 static int32_t plan_form(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
-                         int with_external_id, wahoo_buf *form, size_t *plan_len)
+                         const char *external_id, wahoo_buf *form, size_t *plan_len)
 {
 	char err[512], when[32];
 	char *json, *b64;
@@ -374,8 +412,8 @@ static int32_t plan_form(wahoo *wh, wsync_call *call, const wsync_workout_entity
 	iso_utc(w->updated_at > 0 ? w->updated_at : wh->host->now(), when);
 	form_add2(form, "plan[file]", "data:application/json;base64,", b64);
 	form_add(form, "plan[filename]", "plan.json");
-	if (with_external_id)
-		form_add(form, "plan[external_id]", w->id);
+	if (external_id)
+		form_add(form, "plan[external_id]", external_id);
 	form_add(form, "plan[provider_updated_at]", when);
 	wh->host->free_string(b64);
 	*plan_len = len;
@@ -390,7 +428,7 @@ static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity 
 	wahoo_buf form = {0}, path = {0};
 	wsync_http_response resp;
 	size_t len = 0;
-	int32_t st = plan_form(wh, call, w, 0, &form, &len);
+	int32_t st = plan_form(wh, call, w, NULL, &form, &len);
 
 	make_path(&path, "plans", plan_id);
 	if (st == WSYNC_OK && path.oom)
@@ -408,51 +446,55 @@ static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity 
 }
 
 /*
- * POST answered 422: perhaps the plan exists already (an earlier create
- * reached Wahoo but its answer was lost, so no link was stored).  Look it up
- * by external_id and update it; otherwise keep the 422 (`msg`).
+ * Look the plan up by external_id (GET /v1/plans?external_id=X, a bare
+ * array).  1 found (its id in out), 0 certainly none, or a status < 0
+ * meaning "stop: return -status" (the lookup failed: creating now could
+ * duplicate).  Wahoo does not promise external_id is unique: when plans
+ * from before share it, the first live one is adopted.
  */
-static int32_t adopt_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
-                          const char *msg)
+static int find_plan(wahoo *wh, wsync_call *call, const char *key, char *out, size_t outlen)
 {
 	wahoo_buf path = {0};
 	wsync_http_response resp;
 	json_object *arr = NULL;
-	char id[64] = "";
+	size_t i, live = 0;
 	int32_t st;
-	size_t i;
 
+	out[0] = '\0';
 	wahoo_buf_str(&path, "/v1/plans?external_id=");
-	url_encode(&path, w->id, 1);
+	url_encode(&path, key, 1);
 	if (path.oom) {
 		wahoo_buf_free(&path);
-		return wh->host->set_error(call, WSYNC_E_INVALID, 0, "%s", msg);
+		return -wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	}
 	st = wahoo_send(wh, call, "GET", path.p, NULL, &resp);
 	wahoo_buf_free(&path);
-	if (st == WSYNC_E_RATE_LIMIT || st == WSYNC_E_PROVIDER || st == WSYNC_E_UNEXPECTED)
-		return st;
 	if (st == WSYNC_OK)
 		arr = parse_answer(&resp);
-	for (i = 0; arr && json_object_is_type(arr, json_type_array) &&
-	            i < json_object_array_length(arr); i++) {
+	if (!arr || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		return -lookup_failed(wh, call, st, "GET /v1/plans?external_id=", &resp);
+	}
+	for (i = 0; i < json_object_array_length(arr); i++) {
 		json_object *p = json_object_array_get_idx(arr, i), *v;
+		char id[64];
+		const char *ext;
+		/* the filter is the server's; check it anyway */
 		if (!json_object_object_get_ex(p, "external_id", &v) ||
-		    strcmp(json_object_get_string(v) ? json_object_get_string(v) : "", w->id))
+		    !(ext = json_object_get_string(v)) || strcmp(ext, key))
 			continue;
 		if (json_object_object_get_ex(p, "deleted", &v) && json_object_get_boolean(v))
 			continue;
-		if (id_of(p, id, sizeof id) == 0)
-			break;
-		id[0] = '\0';
+		if (id_of(p, id, sizeof id) != 0)
+			continue;
+		if (live++ == 0)
+			snprintf(out, outlen, "%s", id);
 	}
 	json_object_put(arr);
-	if (!id[0])
-		return wh->host->set_error(call, WSYNC_E_INVALID, 0, "%s", msg);
-	wh->host->log(wh->inst, WSYNC_LOG_INFO,
-	              "plan with external_id %s already exists as %s (an earlier answer was "
-	              "lost): updating it", w->id, id);
-	return put_plan(wh, call, w, id);
+	if (live > 1)
+		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "%zu plans carry external_id %s: "
+		              "adopting %s, the others are duplicates made before", live, key, out);
+	return out[0] ? 1 : 0;
 }
 
 static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *req)
@@ -461,6 +503,8 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 	const wsync_workout_entity *w = req->workout;
 	wahoo_buf form = {0};
 	wsync_http_response resp;
+	char found[64];
+	const char *key;
 	size_t len = 0;
 	int32_t st;
 
@@ -469,19 +513,27 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
 		return put_plan(wh, call, w, req->workout_provider_id);
 
-	st = plan_form(wh, call, w, 1, &form, &len);
+	key = key_of(wh, req, w->id);
+	if (must_reconcile(req)) {
+		int r = find_plan(wh, call, key, found, sizeof found);
+		if (r < 0)
+			return (int32_t)-r;
+		if (r == 1) {
+			wh->host->log(wh->inst, WSYNC_LOG_INFO, "plan with external_id %s already "
+			              "exists as %s (an earlier attempt reached Wahoo): adopting and "
+			              "updating it", key, found);
+			wh->host->set_provider_id(call, found);
+			return put_plan(wh, call, w, found);
+		}
+	}
+	st = plan_form(wh, call, w, key, &form, &len);
 	if (st == WSYNC_OK) {
 		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "POST /v1/plans for workout %s "
 		              "(plan file %zu bytes)", w->id, len);
+		/* A 422 stays invalid_request: Wahoo does not document it as "exists". */
 		st = wahoo_send(wh, call, "POST", "/v1/plans", &form, &resp);
-		if (st == WSYNC_OK) {
+		if (st == WSYNC_OK)
 			st = take_id(wh, call, &resp, "POST", "/v1/plans");
-		} else if (st == WSYNC_E_INVALID && resp.http_status == 422) {
-			char body[256], msg[384];
-			excerpt(&resp, body, sizeof body);
-			snprintf(msg, sizeof msg, "HTTP 422 from POST /v1/plans: %s", body);
-			st = adopt_plan(wh, call, w, msg);
-		}
 	}
 	wahoo_buf_free(&form);
 	return st;
@@ -528,11 +580,23 @@ static long long minutes_of(const wsync_workout_entity *w)
 	return m < 1 ? 1 : m;
 }
 
+/* A whole number from a JSON member, or -1. */
+static long long json_count(json_object *o, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !v ||
+	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_string)))
+		return -1;
+	return json_object_get_int64(v);
+}
+
 /*
- * A retried create may follow one that reached Wahoo although its answer was
- * lost.  Wahoo has no lookup by workout_token, so scan the first pages of the
- * workout list for ours.  1 found (id in out), 0 not found, or a status < 0
- * meaning "stop: return -status".
+ * A create that may follow one that reached Wahoo.  Wahoo has no lookup by
+ * workout_token, so scan the workout list (newest starts first) for ours,
+ * page by page until the list ends (`total`, or a short or empty page), at
+ * most SCAN_PAGES pages.  1 found (id in out), 0 not found, or a status < 0
+ * meaning "stop: return -status" (the scan failed: creating now could
+ * duplicate).
  */
 static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *out,
                          size_t outlen)
@@ -541,37 +605,44 @@ static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *o
 		char path[96];
 		wsync_http_response resp;
 		json_object *o, *list;
-		size_t i, n = 0;
+		size_t i, n;
+		long long total, per;
 		int found = 0;
 		int32_t st;
 
 		snprintf(path, sizeof path, "/v1/workouts?page=%d&per_page=%d", page,
 		         SCAN_PER_PAGE);
 		st = wahoo_send(wh, call, "GET", path, NULL, &resp);
-		if (st == WSYNC_E_RATE_LIMIT || st == WSYNC_E_PROVIDER || st == WSYNC_E_UNEXPECTED)
-			return -st;
-		if (st != WSYNC_OK) /* e.g. no workouts_read scope: just create */
-			return 0;
-		o = parse_answer(&resp);
-		if (o && json_object_object_get_ex(o, "workouts", &list) &&
-		    json_object_is_type(list, json_type_array)) {
-			n = json_object_array_length(list);
-			for (i = 0; i < n && !found; i++) {
-				json_object *w = json_object_array_get_idx(list, i), *v;
-				const char *tk;
-				if (!json_object_object_get_ex(w, "workout_token", &v))
-					continue;
-				tk = json_object_get_string(v);
-				if (tk && !strcmp(tk, token) && id_of(w, out, outlen) == 0)
-					found = 1;
-			}
+		o = st == WSYNC_OK ? parse_answer(&resp) : NULL;
+		if (!o || !json_object_object_get_ex(o, "workouts", &list) ||
+		    !json_object_is_type(list, json_type_array)) {
+			json_object_put(o);
+			return -lookup_failed(wh, call, st, "GET /v1/workouts", &resp);
 		}
+		n = json_object_array_length(list);
+		for (i = 0; i < n && !found; i++) {
+			json_object *w = json_object_array_get_idx(list, i), *v;
+			const char *tk;
+			if (!json_object_object_get_ex(w, "workout_token", &v))
+				continue;
+			tk = json_object_get_string(v);
+			if (tk && !strcmp(tk, token) && id_of(w, out, outlen) == 0)
+				found = 1;
+		}
+		total = json_count(o, "total");
+		per = json_count(o, "per_page");
 		json_object_put(o);
 		if (found)
 			return 1;
-		if (n < SCAN_PER_PAGE)
-			break;
+		/* the end: an empty page, past `total`, or a page shorter than the
+		 * page size the server says it used */
+		if (n == 0 || (total >= 0 && (long long)page * (per > 0 ? per : (long long)n) >= total) ||
+		    (total < 0 && (long long)n < (per > 0 ? per : SCAN_PER_PAGE)))
+			return 0;
 	}
+	wh->host->log(wh->inst, WSYNC_LOG_WARNING, "workout_token %s not in the first %d "
+	              "workouts of the list (Wahoo has no lookup by token): creating",
+	              token, SCAN_PAGES * SCAN_PER_PAGE);
 	return 0;
 }
 
@@ -584,6 +655,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 	wahoo_buf form = {0}, path = {0};
 	wsync_http_response resp;
 	char starts[32], found[64];
+	const char *token;
 	long long type;
 	int32_t st;
 
@@ -599,20 +671,23 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 		                           "scheduled workout %s: date '%s' / time '%s' not usable",
 		                           sc->id, sc->scheduled_date ? sc->scheduled_date : "",
 		                           sc->scheduled_time ? sc->scheduled_time : "");
-	if (!wid && req->attempt > 1) {
-		int r = find_by_token(wh, call, sc->id, found, sizeof found);
+	token = key_of(wh, req, sc->id);
+	if (!wid && must_reconcile(req)) {
+		int r = find_by_token(wh, call, token, found, sizeof found);
 		if (r < 0)
 			return (int32_t)-r;
 		if (r == 1) {
 			wh->host->log(wh->inst, WSYNC_LOG_INFO, "workout with token %s already exists "
-			              "as %s (an earlier answer was lost): updating it", sc->id, found);
+			              "as %s (an earlier attempt reached Wahoo): adopting and updating "
+			              "it", token, found);
+			wh->host->set_provider_id(call, found);
 			wid = found;
 		}
 	}
 	type = wahoo_sport_family(w->sport) == WAHOO_FAMILY_RUN ? wh->cfg.run_type_id
 	                                                          : wh->cfg.bike_type_id;
 	form_add(&form, "workout[name]", w->name && *w->name ? w->name : "Workout");
-	form_add(&form, "workout[workout_token]", sc->id);
+	form_add(&form, "workout[workout_token]", token);
 	form_int(&form, "workout[workout_type_id]", type);
 	form_add(&form, "workout[starts]", starts);
 	form_int(&form, "workout[minutes]", minutes_of(w));

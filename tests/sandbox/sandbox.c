@@ -114,6 +114,10 @@ static json_object *settings_json_locked(void)
     json_object_object_add(o, "wahoo_rate_limits", rl);
     json_object_object_add(o, "enforce_rate_limits", json_object_new_boolean(s->enforce_rate_limits));
     json_object_object_add(o, "wahoo_create_status", json_object_new_int64(s->wahoo_create_status));
+    json_object *lat = json_object_new_array();
+    json_object_array_add(lat, json_object_new_int64(s->latency_ms[0]));
+    json_object_array_add(lat, json_object_new_int64(s->latency_ms[1]));
+    json_object_object_add(o, "latency_ms", lat);
     return o;
 }
 
@@ -194,6 +198,23 @@ static bool settings_apply_locked(json_object *in, char *err, size_t errlen)
                 ok = sb_jv_int(json_object_array_get_idx(v, i), &n) && n >= 0 && n < 1000000000LL;
                 if (ok)
                     s.wahoo_rate_limits[i] = (long)n;
+            }
+        } else if (!strcmp(key, "latency_ms")) {
+            /* N or [min, max], 0..60000 each */
+            long long lo = -1, hi = -1;
+            if (v && json_object_is_type(v, json_type_int) && sb_jv_int(v, &n)) {
+                lo = hi = n;
+            } else if (v && json_object_is_type(v, json_type_array) &&
+                       json_object_array_length(v) == 2 &&
+                       json_object_is_type(json_object_array_get_idx(v, 0), json_type_int) &&
+                       json_object_is_type(json_object_array_get_idx(v, 1), json_type_int)) {
+                sb_jv_int(json_object_array_get_idx(v, 0), &lo);
+                sb_jv_int(json_object_array_get_idx(v, 1), &hi);
+            }
+            ok = lo >= 0 && hi >= lo && hi <= 60000;
+            if (ok) {
+                s.latency_ms[0] = (long)lo;
+                s.latency_ms[1] = (long)hi;
             }
         } else if (!strcmp(key, "wahoo_create_status")) {
             ok = v && json_object_is_type(v, json_type_int) && sb_jv_int(v, &n) && (n == 200 || n == 201);
@@ -736,6 +757,14 @@ static void control_handle(sb_req *r, sb_reply *rep)
         json_object_object_add(o, "trainingpeaks", sb_tp_store_json_locked());
         reply_locked_json(rep, o);
         pthread_mutex_unlock(&g_lock);
+    } else if (!strcmp(what, "counts") && get) {
+        pthread_mutex_lock(&g_lock);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "wahoo", sb_wahoo_counts_json_locked());
+        json_object_object_add(o, "garmin", sb_garmin_counts_json_locked());
+        json_object_object_add(o, "trainingpeaks", sb_tp_counts_json_locked());
+        reply_locked_json(rep, o);
+        pthread_mutex_unlock(&g_lock);
     } else if (!strcmp(what, "requests") && (get || del)) {
         pthread_mutex_lock(&g_lock);
         if (del) {
@@ -908,6 +937,22 @@ static const char *default_fault_body(int action)
     }
 }
 
+/* The latency setting's delay for one answer: uniform in [min, max] ms
+ * (xorshift64*, seeded once; caller holds g_lock). */
+static long latency_pick_locked(void)
+{
+    static uint64_t st;
+    long lo = g_settings.latency_ms[0], hi = g_settings.latency_ms[1];
+    if (hi <= 0)
+        return 0;
+    if (!st)
+        st = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ull;
+    st ^= st >> 12;
+    st ^= st << 25;
+    st ^= st >> 27;
+    return lo + (long)((st * 0x2545F4914F6CDD1Dull >> 33) % (uint64_t)(hi - lo + 1));
+}
+
 static enum MHD_Result handle_api(struct MHD_Connection *c, sb_req *r)
 {
     sb_reply rep;
@@ -917,7 +962,11 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, sb_req *r)
     pthread_mutex_lock(&g_lock);
     g_stats.requests++;
     bool have = fault_take_locked(r->method, r->path, &f);
+    long latency = latency_pick_locked();
     pthread_mutex_unlock(&g_lock);
+    /* Half the latency before the request is acted on, half after: a client
+     * that gives up (or dies) mid-call cannot tell whether it happened. */
+    sb_sleep_ms(latency / 2);
 
     bool processed = false;
     if (!have || f.process) {
@@ -968,6 +1017,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, sb_req *r)
             have ? " fault=" : "", have ? ACTIONS[f.action] : "");
     if (have && f.delay_ms > 0)
         sb_sleep_ms(f.delay_ms);
+    sb_sleep_ms(latency - latency / 2);
     enum MHD_Result rc;
     if (have && f.action == ACT_RESET) {
         abort_connection(c);
@@ -1096,7 +1146,7 @@ static void usage(FILE *out)
           "  --tls-key PEM     private key for --tls-cert\n"
           "  --log FILE        append one line per request to FILE ('-' = stderr)\n"
           "  --help            show this help\n\n"
-          "Control API (no auth): /_sandbox/{health,reset,settings,tokens,faults,store,requests,stats}\n"
+          "Control API (no auth): /_sandbox/{health,reset,settings,tokens,faults,store,counts,requests,stats}\n"
           "See tests/sandbox/README.md.\n",
           out);
 }

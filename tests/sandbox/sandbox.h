@@ -59,6 +59,7 @@ typedef struct sb_settings {
     long wahoo_rate_limits[3]; /* day, hour, 5 min */
     bool enforce_rate_limits;
     int wahoo_create_status;
+    long latency_ms[2];   /* every API answer takes min..max ms (uniform) */
 } sb_settings;
 
 typedef struct sb_stats {
@@ -186,6 +187,11 @@ int64_t sb_now(void);
 void sb_sleep_ms(long ms); /* interruptible by shutdown */
 void sb_random_hex(char *out, size_t nbytes); /* writes 2*nbytes hex chars + NUL */
 
+/* Objects per key, for /_sandbox/counts: counts[key] += 1 ("" for NULL). */
+void sb_count_add(json_object *counts, const char *key);
+/* The objects beyond the first per key: sum of (n - 1). */
+long long sb_count_extra(json_object *counts);
+
 /* Store collections (caller holds g_lock). */
 sb_obj *sb_coll_find(sb_coll *c, long long id);
 sb_obj *sb_coll_add(sb_coll *c, long long id, long long owner, json_object *o, size_t acct);
@@ -219,15 +225,18 @@ bool sb_wahoo_owns_path(const char *path);
 bool sb_wahoo_handle(sb_req *r, sb_reply *rep);
 void sb_wahoo_ratelimit_headers_locked(sb_reply *rep);
 json_object *sb_wahoo_store_json_locked(void);
+json_object *sb_wahoo_counts_json_locked(void);
 
 void sb_garmin_reset_locked(void);
 bool sb_garmin_owns_path(const char *path);
 bool sb_garmin_handle(sb_req *r, sb_reply *rep);
 json_object *sb_garmin_store_json_locked(void);
+json_object *sb_garmin_counts_json_locked(void);
 
 void sb_tp_reset_locked(void);
 bool sb_tp_owns_path(const char *path);
 bool sb_tp_handle(sb_req *r, sb_reply *rep);
 json_object *sb_tp_store_json_locked(void);
+json_object *sb_tp_counts_json_locked(void);
 
 #endif

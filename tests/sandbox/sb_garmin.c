@@ -638,3 +638,27 @@ json_object *sb_garmin_store_json_locked(void)
     json_object_object_add(g, "schedules", sa);
     return g;
 }
+
+/* Schedules per "workoutId/date" (two of one workout on one day are a
+ * duplicate) and workouts per workoutName (Garmin has no external key, so a
+ * name shared by two workouts may be legitimate). */
+json_object *sb_garmin_counts_json_locked(void)
+{
+    json_object *o = json_object_new_object();
+    json_object *byname = json_object_new_object(), *bywd = json_object_new_object();
+    char key[96];
+    for (size_t i = 0; i < gworkouts.n; i++)
+        sb_count_add(byname, json_object_get_string(sb_jget(gworkouts.v[i].o, "workoutName")));
+    for (size_t i = 0; i < gschedules.n; i++) {
+        json_object *s = gschedules.v[i].o;
+        snprintf(key, sizeof key, "%lld/%s", (long long)json_object_get_int64(sb_jget(s, "workoutId")),
+                 json_object_get_string(sb_jget(s, "date")));
+        sb_count_add(bywd, key);
+    }
+    json_object_object_add(o, "workouts", json_object_new_int64((long long)gworkouts.n));
+    json_object_object_add(o, "schedules", json_object_new_int64((long long)gschedules.n));
+    json_object_object_add(o, "duplicate_schedules", json_object_new_int64(sb_count_extra(bywd)));
+    json_object_object_add(o, "workouts_by_name", byname);
+    json_object_object_add(o, "schedules_by_workout_date", bywd);
+    return o;
+}

@@ -623,3 +623,23 @@ json_object *sb_tp_store_json_locked(void)
     json_object_object_add(t, "workouts", arr);
     return t;
 }
+
+/* Workouts per "WorkoutDay|Title", the key third-party clients dedupe on
+ * (TrainingPeaks has no external id). */
+json_object *sb_tp_counts_json_locked(void)
+{
+    json_object *o = json_object_new_object();
+    json_object *by = json_object_new_object();
+    char key[600];
+    for (size_t i = 0; i < tworkouts.n; i++) {
+        json_object *w = tworkouts.v[i].o;
+        const char *day = json_object_get_string(sb_jget(w, "WorkoutDay"));
+        const char *title = json_object_get_string(sb_jget(w, "Title"));
+        snprintf(key, sizeof key, "%.10s|%.500s", day ? day : "", title ? title : "");
+        sb_count_add(by, key);
+    }
+    json_object_object_add(o, "workouts", json_object_new_int64((long long)tworkouts.n));
+    json_object_object_add(o, "duplicate_workouts", json_object_new_int64(sb_count_extra(by)));
+    json_object_object_add(o, "workouts_by_day_title", by);
+    return o;
+}

@@ -1056,3 +1056,27 @@ const char *sb_header_get(const sb_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
+
+/* ------------------------------------------------------------ key counts */
+
+void sb_count_add(json_object *counts, const char *key)
+{
+    json_object *v = NULL;
+    if (!key)
+        key = "";
+    if (json_object_object_get_ex(counts, key, &v) && v)
+        json_object_object_add(counts, key, json_object_new_int64(json_object_get_int64(v) + 1));
+    else
+        json_object_object_add(counts, key, json_object_new_int64(1));
+}
+
+long long sb_count_extra(json_object *counts)
+{
+    long long extra = 0;
+    json_object_object_foreach(counts, k, v)
+    {
+        (void)k;
+        extra += json_object_get_int64(v) - 1;
+    }
+    return extra;
+}

@@ -463,18 +463,6 @@ static sb_obj *plan_find_owned(long long id, long long user)
     return ob && ob->owner == user ? ob : NULL;
 }
 
-static bool external_id_taken(const char *ext, long long user, long long except)
-{
-    for (size_t i = 0; i < plans.n; i++) {
-        if (plans.v[i].owner != user || plans.v[i].id == except)
-            continue;
-        json_object *e = sb_jget(plans.v[i].o, "external_id");
-        if (e && strcmp(json_object_get_string(e), ext) == 0)
-            return true;
-    }
-    return false;
-}
-
 typedef struct plan_in {
     char *file_txt;
     size_t file_len;
@@ -597,9 +585,10 @@ static void plan_create(sb_req *r, sb_reply *rep, long long user)
     if (!decode_plan_file(file, &pi, rep))
         goto out;
     pthread_mutex_lock(&g_lock);
-    if (external_id_taken(pi.external_id, user, -1)) {
-        sb_reply_error(rep, 422, "error", "external_id has already been taken");
-    } else if (!sb_store_has_room_locked(&plans, pi.file_len * 3 + 1024)) {
+    /* Wahoo documents no uniqueness of external_id: a second POST with the
+     * same one makes a second plan.  Clients look up with
+     * GET /v1/plans?external_id=X first (the documented best practice). */
+    if (!sb_store_has_room_locked(&plans, pi.file_len * 3 + 1024)) {
         sb_reply_error(rep, 507, "error", "sandbox store is full");
     } else {
         sb_obj *ob = sb_coll_add(&plans, next_plan_id++, user, json_object_new_object(), 0);
@@ -660,8 +649,6 @@ static void plan_update(sb_req *r, sb_reply *rep, long long user, long long id)
     sb_obj *ob = plan_find_owned(id, user);
     if (!ob) {
         sb_reply_error(rep, 404, "error", "Not Found");
-    } else if (pi.external_id && external_id_taken(pi.external_id, user, id)) {
-        sb_reply_error(rep, 422, "error", "external_id has already been taken");
     } else if (!sb_store_has_room_locked(&plans, pi.file_len * 3 + 1024)) {
         sb_reply_error(rep, 507, "error", "sandbox store is full");
     } else {
@@ -1136,4 +1123,23 @@ json_object *sb_wahoo_store_json_locked(void)
     json_object_object_add(w, "plans", pa);
     json_object_object_add(w, "workouts", wa);
     return w;
+}
+
+/* Plans per external_id and workouts per workout_token: more than one is a
+ * duplicate (Wahoo itself accepts them). */
+json_object *sb_wahoo_counts_json_locked(void)
+{
+    json_object *o = json_object_new_object();
+    json_object *byext = json_object_new_object(), *bytok = json_object_new_object();
+    for (size_t i = 0; i < plans.n; i++)
+        sb_count_add(byext, json_object_get_string(sb_jget(plans.v[i].o, "external_id")));
+    for (size_t i = 0; i < workouts.n; i++)
+        sb_count_add(bytok, json_object_get_string(sb_jget(workouts.v[i].o, "workout_token")));
+    json_object_object_add(o, "plans", json_object_new_int64((long long)plans.n));
+    json_object_object_add(o, "workouts", json_object_new_int64((long long)workouts.n));
+    json_object_object_add(o, "duplicate_plans", json_object_new_int64(sb_count_extra(byext)));
+    json_object_object_add(o, "duplicate_workouts", json_object_new_int64(sb_count_extra(bytok)));
+    json_object_object_add(o, "plans_by_external_id", byext);
+    json_object_object_add(o, "workouts_by_token", bytok);
+    return o;
 }

@@ -88,7 +88,16 @@ PLAN_ID=$(printf '%s' "$BODY" | sed -n 's/^{"id":\([0-9]*\),.*/\1/p')
 
 req POST /v1/plans -H "$AUTH" --data-urlencode "plan[file]=$FILE" \
     --data-urlencode 'plan[external_id]=smoke-1' --data-urlencode 'plan[provider_updated_at]=2030-06-01T10:00:00Z'
-expect 422 "wahoo duplicate external_id"
+expect 201 "wahoo duplicate external_id makes a second plan (Wahoo promises no dedupe)"
+PLAN_ID2=$(printf '%s' "$BODY" | sed -n 's/^{"id":\([0-9]*\),.*/\1/p')
+[ -n "$PLAN_ID2" ] && [ "$PLAN_ID2" != "$PLAN_ID" ] || fail "second plan should get its own id"
+req GET /_sandbox/counts
+has '"plans_by_external_id":{"smoke-1":2}' "counts per external_id"
+has '"duplicate_plans":1' "duplicate count"
+req GET "/v1/plans?external_id=smoke-1" -H "$AUTH"
+has "\"id\":$PLAN_ID2" "lookup by external_id lists both plans"
+req DELETE "/v1/plans/$PLAN_ID2" -H "$AUTH"
+expect 200 "wahoo delete of the second plan"
 req POST /v1/plans -H "$AUTH" -d 'plan[file]=data:application/json;base64,e30=&plan[external_id]=x&plan[provider_updated_at]=2030-06-01'
 expect 422 "wahoo invalid plan file"
 req GET /v1/plans
@@ -216,6 +225,19 @@ RC=$?
 [ "$RC" = 28 ] || fail "slow fault: expected a client timeout (curl rc 28), got $RC"
 req GET /_sandbox/requests
 has '"fault":"truncate"' "request log records faults"
+
+# ---------------------------------------------------------------- latency
+req POST /_sandbox/settings -d '{"latency_ms":[300,400]}'
+has '"latency_ms":[300,400]' "latency setting"
+CODE=$(curl -s -m 0.2 -o /dev/null -w '%{http_code}' -H "$AUTH" "$B/v1/plans")
+RC=$?
+[ "$RC" = 28 ] || fail "latency: an answer within 200 ms (curl rc $RC), expected >= 300 ms"
+req GET /v1/plans -H "$AUTH"
+expect 200 "latency: the answer still arrives"
+req POST /_sandbox/settings -d '{"latency_ms":[50,20]}'
+expect 400 "latency min above max"
+req POST /_sandbox/settings -d '{"latency_ms":0}'
+has '"latency_ms":[0,0]' "latency off"
 
 # ------------------------------------------------------------------ reset
 req POST /_sandbox/reset

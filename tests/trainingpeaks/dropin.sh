@@ -214,7 +214,7 @@ q "INSERT INTO workouts_scheduled (user_id, workout_id, scheduled_date, schedule
 n=0
 for _ in $(seq 200); do
   # AthleteId appears once per stored TrainingPeaks workout (and nowhere else)
-  # (grep finds nothing before the first sync: not an error under pipefail)
+  # (grep finds nothing until the first one is there: not an error under pipefail)
   n=$(curl -fsS "$base/_sandbox/store" | { grep -o '"AthleteId"' || true; } | wc -l)
   [ "$n" = 2 ] && break
   sleep 0.1

@@ -381,6 +381,113 @@ static void answers(void)
 	wsync_testhost_free(th);
 }
 
+/* ---- exactly once (plugin.h, EXACTLY ONCE) ---------------------------------- */
+
+static const wsync_workout_entity *titled(wsync_testhost *th, const char *title)
+{
+	char err[256];
+	const wsync_workout_entity *w = wsync_testhost_workout(
+		th, &(wsync_workout_entity){.name = title, .sport = "bike",
+		                            .workout_text = "- 20m 70%\n"},
+		err, sizeof err);
+	if (!w)
+		t_fail(__FILE__, __LINE__, "workout: %s", err);
+	return w;
+}
+
+/* TrainingPeaks workouts with this day and title, per the sandbox. */
+static long long tp_count(const char *day, const char *title)
+{
+	char key[256];
+	json_object *c = e2e_sandbox_json(sb, "/_sandbox/counts");
+	long long n;
+	snprintf(key, sizeof key, "%s|%s", day, title);
+	n = json_object_get_int64(jget(jget(jget(c, "trainingpeaks"), "workouts_by_day_title"), key));
+	json_object_put(c);
+	return n;
+}
+
+static int tp_calls(wsync_testhost *th, const char *method, const char *part)
+{
+	int n = 0;
+	for (size_t i = 0; i < wsync_testhost_http_count(th); i++) {
+		const wsync_testhost_http *h = wsync_testhost_http_at(th, i);
+		if (!strcmp(h->method, method) && strstr(h->url, part))
+			n++;
+	}
+	return n;
+}
+
+static int32_t tp_create(wsync_testhost *th, const wsync_workout_entity *w,
+                         const wsync_scheduled_entity *s, int reconcile)
+{
+	wsync_testhost_clear(th);
+	return wsync_testhost_call_reconcile(th, WSYNC_TESTHOST_SYNC_SCHEDULED_WORKOUT,
+	                                     &(wsync_testhost_request){.workout = w, .scheduled = s},
+	                                     reconcile, NULL);
+}
+
+static void exactly_once(void)
+{
+	/* 1 s timeout: a "slow" fault plays an answer lost after TP acted */
+	wsync_testhost *th = load("[provider]\ntimeout_seconds = 1\n[oauth]\nclient_id = c\n");
+	const wsync_workout_entity *w;
+	const wsync_scheduled_entity *s;
+	const char *day = date_in(3), *day2 = date_in(4);
+	char path[64];
+
+	sandbox_today(NULL);
+	/* (a) the answer is lost: the reconcile finds day + title, adopts, PUTs */
+	w = titled(th, "Reconcile lost");
+	s = sched(th, w, day, NULL);
+	e2e_fault(sb, "{\"method\":\"POST\",\"path_prefix\":\"/v2/workouts/plan\","
+	              "\"action\":\"slow\",\"delay_ms\":2000}");
+	T_EQ_INT(tp_create(th, w, s, 0), WSYNC_E_PROVIDER);
+	T_EQ_INT(tp_count(day, "Reconcile lost"), 1);
+	T_EQ_INT(tp_create(th, w, s, 1), WSYNC_OK);
+	snprintf(path, sizeof path, "/v2/workouts/%s/%s", day, day);
+	T_EQ_INT(tp_calls(th, "GET", path), 1);
+	T_EQ_INT(tp_calls(th, "PUT", "/v2/workouts/plan/"), 1);
+	T_EQ_INT(tp_calls(th, "POST", "/v2/workouts/plan"), 0);
+	T_EQ_INT(tp_count(day, "Reconcile lost"), 1);
+	T_CHECK(wsync_testhost_result(th)->provider_id != NULL);
+
+	/* (b) nothing with that title that day (another title is there): POST once */
+	w = titled(th, "Reconcile new");
+	s = sched(th, w, day, NULL);
+	T_EQ_INT(tp_create(th, w, s, 1), WSYNC_OK);
+	T_EQ_INT(tp_calls(th, "POST", "/v2/workouts/plan"), 1);
+	T_EQ_INT(tp_count(day, "Reconcile new"), 1);
+	T_EQ_INT(tp_count(day, "Reconcile lost"), 1);
+
+	/* (c) a 2xx without a usable Id: provider_error, then one workout, linked */
+	w = titled(th, "Reconcile no id");
+	s = sched(th, w, day2, NULL);
+	e2e_fault(sb, "{\"method\":\"POST\",\"path_prefix\":\"/v2/workouts/plan\","
+	              "\"status\":200,\"process\":true,\"body\":\"<html>OK</html>\"}");
+	T_EQ_INT(tp_create(th, w, s, 0), WSYNC_E_PROVIDER);
+	T_CONTAINS(wsync_testhost_result(th)->message, "answer without a usable \"Id\"");
+	T_EQ_INT(tp_create(th, w, s, 1), WSYNC_OK);
+	T_EQ_INT(tp_calls(th, "POST", "/v2/workouts/plan"), 0);
+	T_EQ_INT(tp_count(day2, "Reconcile no id"), 1);
+
+	/* a failed lookup is not a blind POST */
+	w = titled(th, "Reconcile lookup fails");
+	s = sched(th, w, day2, NULL);
+	e2e_fault(sb, "{\"method\":\"GET\",\"path_prefix\":\"/v2/workouts/\",\"status\":503}");
+	T_EQ_INT(tp_create(th, w, s, 1), WSYNC_E_PROVIDER);
+	T_EQ_INT(tp_calls(th, "POST", "/v2/workouts/plan"), 0);
+	T_EQ_INT(tp_count(day2, "Reconcile lookup fails"), 0);
+	/* a 1.0 host's first attempt does not look */
+	wsync_testhost_clear(th);
+	T_EQ_INT(wsync_testhost_call_reconcile(th, WSYNC_TESTHOST_SYNC_SCHEDULED_WORKOUT,
+	                                       &(wsync_testhost_request){.workout = w, .scheduled = s},
+	                                       WSYNC_TESTHOST_ABI_1_0, NULL), WSYNC_OK);
+	T_EQ_INT(tp_calls(th, "GET", "/v2/workouts/2"), 0);
+	T_EQ_INT(tp_count(day2, "Reconcile lookup fails"), 1);
+	wsync_testhost_free(th);
+}
+
 static void configuration(void)
 {
 	char ini[512], err[1024];
@@ -445,6 +552,7 @@ int main(int argc, char **argv)
 	window_on_fixed_clock();
 	answers();
 	configuration();
+	exactly_once();
 	e2e_stop(sb);
 	return t_done();
 }
