@@ -49,7 +49,33 @@ struct wsync_http_client {
 	char retry_after[HEADER_VALUE_MAX];
 	char ratelimit_reset[HEADER_VALUE_MAX];
 	char errbuf[CURL_ERROR_SIZE];
+	const char *send;          /* a POST body, sent through on_send */
+	size_t send_len, send_off;
 };
+
+/* A POST's body, handed to libcurl piece by piece.  libcurl silently sends
+ * a request again when a reused keep-alive connection dies before any
+ * answer byte: harmless for GET, PUT and DELETE, but a create the provider
+ * already processed would be made twice.  So a POST's body cannot be
+ * rewound: libcurl fails with CURLE_SEND_FAIL_REWIND instead of re-sending,
+ * and the entry's next attempt reconciles (looks the object up) first. */
+static size_t on_send(char *buf, size_t size, size_t n, void *p)
+{
+	wsync_http_client *c = p;
+	size_t room = size * n, left = c->send_len - c->send_off;
+	size_t k = left < room ? left : room;
+	memcpy(buf, c->send + c->send_off, k);
+	c->send_off += k;
+	return k;
+}
+
+static int no_rewind(void *p, curl_off_t offset, int origin)
+{
+	(void)p;
+	(void)offset;
+	(void)origin;
+	return CURL_SEEKFUNC_CANTSEEK;
+}
 
 /* ---------------------------------------------------------------------------
  * Request checks.
@@ -329,9 +355,23 @@ static int validate_request(const wsync_http_request *req, const char *bearer,
 			return setopt_rc_;                                     \
 	} while (0)
 
-static CURLcode set_method(CURL *h, const wsync_http_request *req,
+static CURLcode set_method(wsync_http_client *c, const wsync_http_request *req,
                            const char *method)
 {
+	CURL *h = c->curl;
+	if (strcmp(method, "POST") == 0 && has_body(req, method)) {
+		c->send = req->body ? req->body : "";
+		c->send_len = req->body_len;
+		c->send_off = 0;
+		SETOPT(h, CURLOPT_POST, 1L);
+		SETOPT(h, CURLOPT_POSTFIELDS, (char *)NULL);
+		SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		SETOPT(h, CURLOPT_READFUNCTION, on_send);
+		SETOPT(h, CURLOPT_READDATA, c);
+		SETOPT(h, CURLOPT_SEEKFUNCTION, no_rewind);
+		SETOPT(h, CURLOPT_SEEKDATA, c);
+		return CURLE_OK;
+	}
 	if (strcmp(method, "HEAD") == 0)
 		SETOPT(h, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") == 0 && !req->body)
@@ -393,7 +433,10 @@ static CURLcode set_options(wsync_http_client *c, const wsync_http_settings *s,
 	SETOPT(h, CURLOPT_WRITEDATA, c);
 	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(h, CURLOPT_HEADERDATA, c);
-	return set_method(h, req, method);
+	/* A connection idle this long may have been closed by the server:
+	 * open a new one rather than have a POST fail on it (see on_send). */
+	SETOPT(h, CURLOPT_MAXAGE_CONN, 20L);
+	return set_method(c, req, method);
 }
 
 #undef SETOPT
@@ -451,7 +494,10 @@ static int transport_failure(wsync_http_client *c, wsync_http_result *res,
 		         "response header too large (over %zu bytes)", HEADERS_CAP);
 		return drop_body(c, res);
 	}
-	if (c->body_overflow)
+	if (rc == CURLE_SEND_FAIL_REWIND)
+		detail = "the reused connection closed before an answer; not sent again, "
+		         "since the provider may have processed it";
+	else if (c->body_overflow)
 		detail = "response body larger than 8 MiB";
 	else if (c->body_oom)
 		detail = "out of memory storing the response body";
