@@ -266,10 +266,11 @@ static int conninfo_valid(const char *ci)
 	return 0;
 }
 
-/* Append `v` to an open memstream, quoted as libpq reads it when needed. */
+/* Append `v` to an open memstream, quoted as libpq reads it when needed:
+ * libpq splits unquoted values at every isspace() byte, \v and \f too. */
 static void put_value(FILE *f, const char *v)
 {
-	if (*v && !strpbrk(v, " \t\n\r'\\")) {
+	if (*v && !strpbrk(v, " \t\n\r\v\f'\\")) {
 		fputs(v, f);
 		return;
 	}
