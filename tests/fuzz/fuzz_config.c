@@ -44,10 +44,11 @@ static void remove_dir(void)
 	rmdir(dir);
 }
 
-/* The temp dir, created on the first input and removed at exit: in
- * /dev/shm when there is one, because rewriting a file on ext4 waits for
- * the disk at close (auto_da_alloc) and ran this target ten times slower;
- * else under $TMPDIR (run_fuzz.sh points it at its own work dir). */
+/* The temp dir, created on the first input and removed at exit: under
+ * $TMPDIR when set (run_fuzz.sh points it at its work dir, which it keeps
+ * after a failure), else in /dev/shm when there is one, because rewriting
+ * a file on ext4 waits for the disk at close (auto_da_alloc) and ran this
+ * target ten times slower, else /tmp. */
 static void setup(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -55,7 +56,7 @@ static void setup(void)
 
 	if (dir[0])
 		return;
-	if (access("/dev/shm", W_OK) == 0)
+	if ((!tmp || !*tmp) && access("/dev/shm", W_OK) == 0)
 		tmp = "/dev/shm";
 	snprintf(dir, sizeof dir, "%s/wsync-fuzz-config.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir))
