@@ -168,13 +168,23 @@ static int backoff_item(const char *item, void *p)
 	return 0;
 }
 
+/* Both list parsers fill a scratch array and copy it out only when the
+ * whole list is good: a bad line must not leave a half-written list (a
+ * zero-second window) next to the count of the previous good one. */
 int wsync_parse_backoff(const char *s, int *out, int max, int *n)
 {
-	struct list_ctx c = {out, max, 0};
-	if (each_item(s, backoff_item, &c) < 0 || c.n == 0)
-		return -1;
-	*n = c.n;
-	return 0;
+	int *tmp = calloc(max > 0 ? (size_t)max : 1, sizeof *tmp);
+	struct list_ctx c = {tmp, max, 0};
+	int rc = -1;
+	if (!tmp)
+		abort();
+	if (each_item(s, backoff_item, &c) == 0 && c.n > 0) {
+		memcpy(out, tmp, (size_t)c.n * sizeof *tmp);
+		*n = c.n;
+		rc = 0;
+	}
+	free(tmp);
+	return rc;
 }
 
 static int window_item(const char *item, void *p)
@@ -209,15 +219,24 @@ static int window_item(const char *item, void *p)
 
 int wsync_parse_rate_windows(const char *s, wsync_rate_window *out, int max, int *n)
 {
-	struct list_ctx c = {out, max, 0};
+	wsync_rate_window *tmp;
+	struct list_ctx c;
+	int rc = -1;
 	if (!*s) {
 		*n = 0;
 		return 0;
 	}
-	if (each_item(s, window_item, &c) < 0)
-		return -1;
-	*n = c.n;
-	return 0;
+	tmp = calloc(max > 0 ? (size_t)max : 1, sizeof *tmp);
+	if (!tmp)
+		abort();
+	c = (struct list_ctx){tmp, max, 0};
+	if (each_item(s, window_item, &c) == 0) {
+		memcpy(out, tmp, (size_t)c.n * sizeof *tmp);
+		*n = c.n;
+		rc = 0;
+	}
+	free(tmp);
+	return rc;
 }
 
 static char *read_bounded(const char *path, size_t max, int trust, size_t *len,
@@ -266,10 +285,11 @@ static int conninfo_valid(const char *ci)
 	return 0;
 }
 
-/* Append `v` to an open memstream, quoted as libpq reads it when needed. */
+/* Append `v` to an open memstream, quoted as libpq reads it when needed:
+ * libpq splits unquoted values at every isspace() byte, \v and \f too. */
 static void put_value(FILE *f, const char *v)
 {
-	if (*v && !strpbrk(v, " \t\n\r'\\")) {
+	if (*v && !strpbrk(v, " \t\n\r\v\f'\\")) {
 		fputs(v, f);
 		return;
 	}

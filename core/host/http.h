@@ -56,6 +56,36 @@ int wsync_http_perform(wsync_http_client *c, const wsync_http_settings *s,
                        wsync_http_result *res, int64_t now);
 
 /*
+ * A canned answer instead of the network, for tests and fuzzing (the SDK's
+ * test host exposes it as wsync_testhost_set_responder).  With a responder
+ * set, wsync_http_perform() checks and builds the request exactly as usual,
+ * then asks the responder instead of libcurl, and feeds the answer through
+ * the same header and body capture (Retry-After, X-RateLimit-Reset, size
+ * caps) so that everything after the socket is the real code path.
+ *   status    the answer's status, 100..999 as libcurl accepts it; 0 (or
+ *             anything else) is a transport error "no answer"
+ *   headers   header lines ("Name: value", each ended by "\n" or "\r\n";
+ *             the last one may lack it), NULL for none
+ *   body      body_len bytes, may contain NULs; NULL for none
+ * The responder's strings are borrowed until it is called again or the
+ * client is freed.  `url` is the URL the request would go to.
+ */
+typedef struct wsync_http_canned {
+	long status;
+	const char *headers;
+	const char *body;
+	size_t body_len;
+} wsync_http_canned;
+
+typedef void (*wsync_http_responder)(void *ctx, const char *url,
+                                     const wsync_http_request *req,
+                                     wsync_http_canned *answer);
+
+/* Set (fn non-NULL) or remove (NULL) the responder of client c. */
+void wsync_http_client_set_responder(wsync_http_client *c, wsync_http_responder fn,
+                                     void *ctx);
+
+/*
  * Classify an answer.  The mapping (status, delay) is the table "HTTP
  * CLASSIFICATION" in include/wsync/plugin.h, which is normative; this
  * function implements it (http/status.c) and does not look at the body: a

@@ -318,9 +318,16 @@ static int64_t expires_in_value(json_object *v)
 	case json_type_int:
 		n = json_object_get_int64(v);
 		break;
-	case json_type_double:
-		n = (int64_t)json_object_get_double(v);
+	case json_type_double: {
+		/* Casting a double outside int64_t (1e400 reads as inf, or NaN)
+		 * is undefined: clamp first.  NaN fails both tests: unknown. */
+		double d = json_object_get_double(v);
+		if (d >= (double)EXPIRES_IN_MAX_S)
+			n = EXPIRES_IN_MAX_S;
+		else if (d >= 1)
+			n = (int64_t)d;
 		break;
+	}
 	case json_type_string: {
 		const char *s = json_object_get_string(v);
 		char *end;
@@ -337,13 +344,9 @@ static int64_t expires_in_value(json_object *v)
 	return n > EXPIRES_IN_MAX_S ? EXPIRES_IN_MAX_S : n;
 }
 
-typedef struct token_answer {
-	char *access_token;
-	char *refresh_token;    /* NULL: keep the stored one */
-	int64_t expires_in;     /* 0: unknown */
-} token_answer;
+typedef wsync_token_answer token_answer;
 
-static void token_answer_clear(token_answer *a)
+void wsync_token_answer_clear(token_answer *a)
 {
 	scrub_free(a->access_token);
 	scrub_free(a->refresh_token);
@@ -369,7 +372,7 @@ static json_object *parse_json(const char *body, size_t len)
 	return obj;
 }
 
-static int parse_token_answer(const char *body, size_t len, token_answer *a)
+int wsync_oauth_parse_answer(const char *body, size_t len, token_answer *a)
 {
 	json_object *root = parse_json(body, len), *v;
 	const char *at = NULL, *rt = NULL;
@@ -393,7 +396,7 @@ static int parse_token_answer(const char *body, size_t len, token_answer *a)
 	if (a->access_token && (!rt || !*rt || a->refresh_token))
 		rc = 0;
 	else
-		token_answer_clear(a);
+		wsync_token_answer_clear(a);
 out:
 	json_object_put(root);
 	return rc;
@@ -401,7 +404,7 @@ out:
 
 /* The OAuth "error" code of a refusal ("invalid_grant"), if it is a plain
  * code; anything else (HTML, a description) is not repeated. */
-static void oauth_error_code(const char *body, size_t len, char *out, size_t outlen)
+void wsync_oauth_error_code(const char *body, size_t len, char *out, size_t outlen)
 {
 	json_object *root = parse_json(body, len), *v;
 	const char *s = NULL;
@@ -514,7 +517,7 @@ static int32_t on_granted(refresh_ctx *x, const wsync_http_result *res,
 	token_answer a;
 	int64_t expires_at;
 
-	if (parse_token_answer(res->body, res->body_len, &a) < 0) {
+	if (wsync_oauth_parse_answer(res->body, res->body_len, &a) < 0) {
 		db_rollback(x->db);
 		set_msg(x->msg, x->msglen,
 		        "token refresh for %s: HTTP %ld answer without a usable "
@@ -525,11 +528,11 @@ static int32_t on_granted(refresh_ctx *x, const wsync_http_result *res,
 	expires_at = a.expires_in ? x->now + a.expires_in : 0;
 	if (store_answer(x, &a, expires_at) < 0) {
 		db_rollback(x->db);
-		token_answer_clear(&a);
+		wsync_token_answer_clear(&a);
 		return WSYNC_E_UNEXPECTED;
 	}
 	fill_token(t, cur, &a, expires_at);
-	token_answer_clear(&a);
+	wsync_token_answer_clear(&a);
 	wsync_info("Refreshed %s token for user %s", x->p->name, x->user_id);
 	return WSYNC_OK;
 }
@@ -539,7 +542,7 @@ static int32_t on_refused(refresh_ctx *x, const wsync_http_result *res)
 {
 	char code[72];
 
-	oauth_error_code(res->body, res->body_len, code, sizeof code);
+	wsync_oauth_error_code(res->body, res->body_len, code, sizeof code);
 	/* A wrong client_id/secret is the operator's to fix: flagging every
 	 * user for reconnection would not help and is hard to undo. */
 	if (strcmp(code, "invalid_client") == 0 ||

@@ -39,6 +39,29 @@ int wsync_token_mark_reconnect(PGconn *db, const char *user_id, const char *prov
 int wsync_token_load(PGconn *db, const char *user_id, const char *provider,
                      wsync_token *t, char *err, size_t errlen);
 
+/* The parsers of the token endpoint's answers, used by wsync_oauth_refresh;
+ * public to the core for tests and the fuzz target (tests/fuzz). */
+
+/* A 2xx answer: {"access_token": ..., "refresh_token": ..., "expires_in":
+ * ...}.  Strings are malloc'ed and owned by the struct (free them with
+ * wsync_token_answer_clear, which also wipes them). */
+typedef struct wsync_token_answer {
+	char *access_token;
+	char *refresh_token;    /* NULL: keep the stored one */
+	int64_t expires_in;     /* 0: unknown; else 1 .. 10 years in seconds */
+} wsync_token_answer;
+
+/* Parse `len` bytes of `body` (need not be NUL-terminated).  Returns 0 with
+ * *a filled when the answer is a JSON object with a usable access_token
+ * (printable ASCII, no blank) and, if present and non-empty, a usable
+ * refresh_token; else -1 with *a zeroed. */
+int wsync_oauth_parse_answer(const char *body, size_t len, wsync_token_answer *a);
+void wsync_token_answer_clear(wsync_token_answer *a);
+
+/* The OAuth "error" code of a refusal ("invalid_grant") into out when it is
+ * a plain code of at most 64 bytes of [A-Za-z0-9_.-] that fits; "" else. */
+void wsync_oauth_error_code(const char *body, size_t len, char *out, size_t outlen);
+
 /*
  * Refresh the token of (user_id, p->name).  `stale_access` is the access
  * token the caller saw fail or expire: if, once the advisory lock is held,

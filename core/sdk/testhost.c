@@ -73,6 +73,9 @@ struct wsync_testhost {
 	char *result_provider_id;
 
 	wsync_testhost *next;          /* in the list of live test hosts */
+
+	wsync_testhost_responder responder;   /* NULL: real HTTP */
+	void *responder_ctx;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -893,4 +896,31 @@ int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
 const wsync_testhost_outcome *wsync_testhost_result(const wsync_testhost *th)
 {
 	return th ? &th->result : NULL;
+}
+
+/* ---- canned answers ------------------------------------------------------- */
+
+/* The core's responder hook, translated to the public answer struct. */
+static void responder_trampoline(void *ctx, const char *url, const wsync_http_request *req,
+                                 wsync_http_canned *out)
+{
+	wsync_testhost *th = ctx;
+	wsync_testhost_answer a;
+
+	memset(&a, 0, sizeof a);
+	th->responder(th->responder_ctx, url, req, &a);
+	out->status = a.status;
+	out->headers = a.headers;
+	out->body = a.body;
+	out->body_len = a.body ? a.body_len : 0;
+}
+
+void wsync_testhost_set_responder(wsync_testhost *th, wsync_testhost_responder fn,
+                                  void *ctx)
+{
+	if (!th)
+		return;
+	th->responder = fn;
+	th->responder_ctx = ctx;
+	wsync_http_client_set_responder(th->http, fn ? responder_trampoline : NULL, th);
 }

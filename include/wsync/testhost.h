@@ -127,6 +127,43 @@ void wsync_testhost_set_token(wsync_testhost *th, const char *token);
 void wsync_testhost_set_clock(int64_t unix_seconds);
 
 /* ---------------------------------------------------------------------------
+ * Answering HTTP without a server (unit tests of answer handling, fuzzing).
+ */
+
+/* One answer, filled in by a responder.  Zero-initialised before each call. */
+typedef struct wsync_testhost_answer {
+	int32_t status;          /* 100..999; anything else (0) means no answer
+	                            arrived: a transport error, as when the
+	                            connection is refused */
+	int32_t reserved0;
+	const char *headers;     /* "Name: value" lines, each ended by "\n" or
+	                            "\r\n"; NULL for none */
+	const char *body;        /* body_len bytes, may hold NULs; NULL: none */
+	size_t body_len;
+} wsync_testhost_answer;
+
+/* Called for each host->http() of the plugin, on the calling thread, with
+ * the URL the request would go to and the request as the plugin made it
+ * (borrowed for the call).  What it sets in `answer` must stay valid until
+ * the responder is called again or wsync_testhost_free(). */
+typedef void (*wsync_testhost_responder)(void *ctx, const char *url,
+                                         const wsync_http_request *req,
+                                         wsync_testhost_answer *answer);
+
+/*
+ * From now on, answer host->http() with `fn` instead of the network (NULL:
+ * the network again).  Only the socket is replaced: the request is checked
+ * and built as usual (a request wsyncd would refuse to send is refused), and
+ * the answer goes through the core's header capture (Retry-After,
+ * X-RateLimit-Reset), size limits (8 MiB body, 100 KiB headers),
+ * classification and masking of secrets, then into the recordings, as a
+ * real answer would.  No server, no port, no thread: the cheapest way to
+ * feed a plugin any answer, including malformed ones.
+ */
+void wsync_testhost_set_responder(wsync_testhost *th, wsync_testhost_responder fn,
+                                  void *ctx);
+
+/* ---------------------------------------------------------------------------
  * Entities.  Both return a new entity owned by the test host (valid until
  * wsync_testhost_free), with every string copied, or NULL with the reason
  * in err (if not NULL).

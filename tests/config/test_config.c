@@ -366,6 +366,20 @@ static void parsers(void)
 	T_CHECK(wsync_parse_backoff("2m,,1h", b, 4, &n) < 0);
 	T_CHECK(wsync_parse_backoff("", b, 4, &n) < 0);
 	T_CHECK(wsync_parse_backoff("1m,2m,3m,4m,5m", b, 4, &n) < 0);
+	/* A bad list leaves the previous good one whole (found by fuzzing:
+	 * a zero-second window was left behind). */
+	T_CHECK(wsync_parse_backoff("5m, 0", b, 4, &n) < 0);
+	T_EQ_INT(n, 3);
+	T_EQ_INT(b[0], 120);
+	{
+		wsync_rate_window w[4];
+		T_EQ_INT(wsync_parse_rate_windows("200/5m, 1000/1h", w, 4, &n), 0);
+		T_EQ_INT(n, 2);
+		T_CHECK(wsync_parse_rate_windows("205/0m, 100/1h", w, 4, &n) < 0);
+		T_EQ_INT(n, 2);
+		T_EQ_INT(w[0].limit, 200);
+		T_EQ_INT(w[0].seconds, 300);
+	}
 }
 
 int main(void)

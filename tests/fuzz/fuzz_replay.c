@@ -1,7 +1,7 @@
 /*
  * fuzz_replay.c -- run files through the fuzz target without libFuzzer.
  *
- * usage: fuzz_workout_replay FILE|DIR...
+ * usage: fuzz_NAME_replay FILE|DIR...
  *
  * Every regular file named (or inside a named directory) goes through
  * LLVMFuzzerTestOneInput once.  Gives compilers without -fsanitize=fuzzer
@@ -41,6 +41,8 @@ static int run_file(const char *path)
 		return -1;
 	}
 	fclose(f);
+	/* Named first, so that a failed check (abort) shows its input. */
+	fprintf(stderr, "replay %s\n", path);
 	LLVMFuzzerTestOneInput(buf, (size_t)n);
 	free(buf);
 	return 0;
