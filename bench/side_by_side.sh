@@ -42,7 +42,7 @@ and against pg-boss and graphile-worker (../shared/bench/peers/run.sh), interlea
 configuration, on throwaway PostgreSQL 15 clusters (unix socket, fsync on).  Prints a
 table (syncs/s, wsync / best peer, peak RSS, enqueue time and trigger cost, pickup
 latency, claim cost with 1,000,000 processed rows) and writes it to a results file.
-Needs root (PostgreSQL runs as the postgres user).  Takes about 10 minutes in full.
+Needs root (PostgreSQL runs as the postgres user).  Takes about 5 minutes per round.
 
 Options:
   --quick          smoke test (< 1 min): CONFIGS="0:8:2000:50", no peers, 20 pickups,
