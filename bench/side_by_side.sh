@@ -305,7 +305,7 @@ INI
   for p in $WSYNC_PLUGINS; do
     so=$(plugin_so "$p"); [ -n "$so" ] || fail "no $p.so under $BUILD_DIR"
     cp "$so" "$TMP/plugins/$p.so"   # the loader refuses symlinks
-    printf '[provider]\nplugin = %s\nbase_url = http://127.0.0.1:%s\n' "$p" "$WSYNC_PORT" >"$TMP/conf.d/$p.ini"
+    printf '[provider]\nplugin = %s\nbase_url = http://127.0.0.1:%s\nallow_insecure_http = true\n' "$p" "$WSYNC_PORT" >"$TMP/conf.d/$p.ini"
   done
   "$WSYNCD" -c "$TMP/wsyncd.ini" --check >"$TMP/check.log" 2>&1 ||
     { cat "$TMP/check.log" >&2; fail "wsyncd --check refused the benchmark's configuration"; }

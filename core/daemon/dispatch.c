@@ -240,6 +240,7 @@ void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
 	call.limiter = env->limiter;
 	call.user_id = j->entry.user_id;
 	call.token = &j->token;
+	call.rate_budget = &j->rate_budget;
 	if (is_delete(&j->entry))
 		run_delete(inst, &call, j, &v);
 	else if (is_workout(&j->entry) || ensure_workout_linked(inst, &call, j, &v) == WSYNC_OK)

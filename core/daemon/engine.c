@@ -215,7 +215,7 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	e->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
 	e->limiter = wsync_ratelimiter_new();
 	/* A few connections serve every call's token refreshes and limiter. */
-	e->pool = wsync_dbpool_new(e->conninfo, 4);
+	e->pool = wsync_dbpool_new(e->conninfo, 8);
 	e->n_threads = cfg->workers > 0 ? cfg->workers : 1;
 	if (!e->conninfo || !e->limiter || !e->pool || pipe(e->pipe_fd) < 0) {
 		wsync_dbpool_free(e->pool);

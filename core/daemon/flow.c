@@ -272,13 +272,39 @@ static size_t provider_names(wsync_registry *r, const char **names, size_t max)
 	return n;
 }
 
+/* One statement per provider grants each admitted job its call from the
+ * cluster-wide rate limiter (caller holds swap_lock).  A failure costs
+ * nothing but speed: the jobs then take their calls one by one. */
+static void grant_calls(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
+{
+	wsync_job **same = calloc(n ? n : 1, sizeof *same);
+	for (size_t i = 0; same && i < n; i++) {
+		const char *prov = jobs[i]->entry.provider;
+		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
+		size_t k = 0, first = 1;
+		for (size_t m = 0; m < i; m++) /* this provider done already? */
+			first &= strcmp(jobs[m]->entry.provider, prov) != 0;
+		if (!first || !inst || (inst->cfg->rate_limit_per_minute <= 0 &&
+		                        inst->cfg->n_app_windows == 0))
+			continue;
+		for (size_t m = i; m < n; m++)
+			if (!strcmp(jobs[m]->entry.provider, prov))
+				same[k++] = jobs[m];
+		if (wsync_store_rate_grant(db, prov, same, k, inst->cfg->rate_limit_per_minute,
+		                           inst->cfg->app_windows, inst->cfg->n_app_windows) < 0)
+			wsync_debug("store: no batch grant for %s: %.*s", prov,
+			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+	}
+	free(same);
+}
+
 /* Claim and load one batch.  Returns how many, or -1 on database trouble. */
 static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 {
 	const char *names[256];
-	wsync_job **jobs = NULL;
+	wsync_job **jobs = NULL, **admitted;
 	char *held;
-	size_t np;
+	size_t np, na = 0;
 	int n, ended = 0;
 
 	pthread_rwlock_rdlock(&e->swap_lock);
@@ -291,17 +317,26 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 	                                   held, &jobs)
 	               : 0;
 	free(held);
-	pthread_mutex_lock(&e->mu);
+	admitted = calloc(n > 0 ? (size_t)n : 1, sizeof *admitted);
 	for (int i = 0; i < n; i++) {
 		wsync_job *j = jobs[i];
-		held_add(e, j); /* out of memory: its lease alone protects it */
 		wsync_debug("Processing %s %s %s %s (attempt %d%s)", j->entry.provider,
 		            j->entry.entity_type, j->entry.entity_id, j->entry.operation,
 		            j->entry.attempts + 1, j->entry.reconcile ? ", reconciling first" : "");
-		if (admit(e, j)) {
-			list_push(&e->loaded, j);
+		if (admitted && admit(e, j))
+			admitted[na++] = j;
+		else if (!admitted) /* out of memory: back to the queue when it ends */
+			give_back_outcome(j);
+	}
+	grant_calls(e, db, admitted, na);
+	pthread_mutex_lock(&e->mu);
+	for (int i = 0, k = 0; i < n; i++) {
+		held_add(e, jobs[i]); /* out of memory: its lease alone protects it */
+		if (k < (int)na && admitted[k] == jobs[i]) {
+			list_push(&e->loaded, jobs[i]);
+			k++;
 		} else {
-			list_push(&e->done, j);
+			list_push(&e->done, jobs[i]);
 			ended++;
 		}
 	}
@@ -309,6 +344,7 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 		pthread_cond_signal(&e->writer_cv);
 	pthread_mutex_unlock(&e->mu);
 	pthread_rwlock_unlock(&e->swap_lock);
+	free(admitted);
 	free(jobs);
 	return n;
 }

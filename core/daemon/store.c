@@ -581,6 +581,51 @@ int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n)
 	return 0;
 }
 
+/* ---- rate limits ------------------------------------------------------------- */
+
+int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
+                           int per_user, const wsync_rate_window *app, int n_app)
+{
+	arrays a;
+	char pu[16];
+	PGresult *r = NULL;
+	int rc = -1;
+	if (n == 0)
+		return 0;
+	snprintf(pu, sizeof pu, "%d", per_user);
+	arrays_open(&a, 4);
+	for (size_t i = 0; i < n; i++) {
+		sb_elem(&a.col[0], jobs[i]->entry.user_id);
+		sb_int(&a.col[1], 1);
+	}
+	for (int i = 0; i < n_app; i++) {
+		sb_int(&a.col[2], app[i].limit);
+		sb_int(&a.col[3], app[i].seconds);
+	}
+	if (arrays_close(&a) == 0) {
+		const char *p[6] = {provider, a.col[0].s, a.col[1].s, pu, a.col[2].s, a.col[3].s};
+		r = PQexecParams(db, "SELECT user_id::text, granted FROM wsync_rate_grant($1,"
+		                 " $2::uuid[], $3::int[], $4::int, $5::int[], $6::int[])", 6, NULL, p,
+		                 NULL, NULL, 0);
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+		/* Hand each user's grant out to its jobs in queue order. */
+		for (int k = 0; k < PQntuples(r); k++) {
+			const char *user = PQgetvalue(r, k, 0);
+			int left = atoi(PQgetvalue(r, k, 1));
+			for (size_t i = 0; i < n && left > 0; i++)
+				if (!strcmp(jobs[i]->entry.user_id, user)) {
+					jobs[i]->rate_budget = 1;
+					left--;
+				}
+		}
+		rc = 0;
+	}
+	PQclear(r);
+	arrays_free(&a);
+	return rc;
+}
+
 /* ---- leases ------------------------------------------------------------------ */
 
 int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n)

@@ -15,6 +15,7 @@
 #ifndef WSYNC_DAEMON_STORE_H
 #define WSYNC_DAEMON_STORE_H
 
+#include "common/config.h"
 #include "host/classify.h"
 #include "host/oauth.h"
 #include "wsync/plugin.h"
@@ -69,6 +70,8 @@ typedef struct wsync_job {
 	char *workout_link, *sched_link;
 	wsync_token token;
 	struct wsync_workout *structure; /* the parsed workout_text */
+	int rate_budget;               /* provider calls already granted by the
+	                                  cluster-wide limiter (wsync_rate_grant) */
 	char key[112];                 /* provider + workout: calls that may create
 	                                  or change that workout run one at a time */
 	/* produced */
@@ -100,6 +103,14 @@ int wsync_store_start_calls(PGconn *db, wsync_job *const *jobs, size_t n, int *s
  * following a re-created workout, needs_reconnect.  Returns 0 or -1 (nothing
  * written: try again after reconnecting). */
 int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n);
+
+/* Grant the jobs of one provider (all `provider`'s, in `jobs`) one call
+ * each from the cluster-wide rate limiter, in one statement
+ * (migrations/0008): job->rate_budget = 1 for those granted.  per_user and
+ * app (n_app windows) are the instance's limits.  Returns 0, or -1 when the
+ * database could not answer (the jobs then take their calls one by one). */
+int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
+                           int per_user, const wsync_rate_window *app, int n_app);
 
 /* Give claimed, never-started entries back: claimable at once. */
 int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n);

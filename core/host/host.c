@@ -221,6 +221,10 @@ static int rate_limit(wsync_call *call)
 		return 0;
 	if (p->rate_limit_per_minute <= 0 && p->n_app_windows == 0)
 		return 0;
+	if (call->rate_budget && *call->rate_budget > 0) {
+		(*call->rate_budget)--; /* granted with its batch: no round trip */
+		return 0;
+	}
 	for (;;) {
 		PGconn *db = call->user_id ? call_db(call) : NULL;
 		wait = db ? take_db(call, db, p) : -1;

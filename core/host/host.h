@@ -26,6 +26,8 @@ struct wsync_call {
 	struct wsync_dbpool *pool;     /* NULL with db NULL: no refresh, and
 	                                  the limiter is this process's */
 	wsync_ratelimiter *limiter;    /* NULL: no limits */
+	int *rate_budget;              /* calls granted in advance (the daemon's
+	                                  batch grant): spent before asking */
 	const char *user_id;
 	wsync_token *token;            /* access token in use; refreshed here */
 	wsync_http_result result;      /* last answer (body owned by http) */
