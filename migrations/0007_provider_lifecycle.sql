@@ -319,19 +319,25 @@ BEGIN
     RETURN v_n;
 END $$;
 
+-- Statement-level, like the enqueue triggers of 0006, and named to fire
+-- after wsync_workouts_update (triggers of one event fire in name order), so
+-- the workout's own entry is queued before its schedules'.
 CREATE FUNCTION wsync__workout_text_trigger()
 RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF wsync__triggers_on() THEN
-        PERFORM wsync__requeue_invalid_schedules(NEW.id);
+        PERFORM wsync__requeue_invalid_schedules(n.id)
+           FROM wsync_new_rows n JOIN wsync_old_rows o ON o.id = n.id
+          WHERE o.workout_text IS DISTINCT FROM n.workout_text
+          ORDER BY n.id;
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER wsync_workouts_update_requeue_invalid
     AFTER UPDATE ON workouts
-    FOR EACH ROW
-    WHEN (OLD.workout_text IS DISTINCT FROM NEW.workout_text)
+    REFERENCING OLD TABLE AS wsync_old_rows NEW TABLE AS wsync_new_rows
+    FOR EACH STATEMENT
     EXECUTE FUNCTION wsync__workout_text_trigger();
 
 -- ---- pin search_path (as 0002 does for its entry points) -----------------------
