@@ -27,7 +27,10 @@ COMMENT ON COLUMN workout_sync_queue.attempts IS
 -- the last fraction of a second of intents; the outcome commits that follow
 -- are synchronous and flush every earlier intent with them.
 CREATE OR REPLACE FUNCTION wsync_call_start(p_ids uuid[], p_leases bigint[])
-RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+RETURNS SETOF uuid LANGUAGE plpgsql
+-- A session caches this function's plans; planned while the queue was
+-- small they would scan it whole.  Probing by id is always right here.
+SET enable_seqscan = off AS $$
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     RETURN QUERY
@@ -44,7 +47,7 @@ END $$;
 -- process's entries fall free within lease_seconds.
 CREATE OR REPLACE FUNCTION wsync_lease_extend(p_ids uuid[], p_leases bigint[],
                                               p_lease_seconds integer)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     v_n integer;
 BEGIN

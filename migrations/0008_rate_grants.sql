@@ -20,6 +20,43 @@
 -- forget the last fraction of a second of grants (a slightly generous
 -- window after the crash), never a process crash.
 
+-- How many of `wanted` new calls the window (p_lim calls per p_secs) of one
+-- scope admits at p_now.  `at` never decreases along seq, so g calls fit
+-- when the call that would become the (p_lim)-th newest after them, seq
+-- last - p_lim + g, has left the window: a binary search of primary-key
+-- probes, as wsync_rate_take() probes (no scan, whatever the statistics).
+CREATE OR REPLACE FUNCTION wsync__rate_room(p_provider text, p_scope text, p_lim integer,
+                                            p_secs integer, p_now timestamptz,
+                                            p_wanted integer)
+RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_last bigint;
+    v_lo   integer := 0;   -- admitted for sure
+    v_hi   integer;        -- upper bound
+    v_mid  integer;
+    v_at   timestamptz;
+BEGIN
+    SELECT c.seq INTO v_last FROM wsync_rate_calls c
+     WHERE c.provider = p_provider AND c.scope = p_scope ORDER BY c.seq DESC LIMIT 1;
+    v_last := coalesce(v_last, 0);
+    v_hi := least(greatest(p_wanted, 0), p_lim);
+    WHILE v_lo < v_hi LOOP
+        v_mid := (v_lo + v_hi + 1) / 2;
+        v_at := NULL;
+        IF v_last - p_lim + v_mid > 0 THEN
+            SELECT c.at INTO v_at FROM wsync_rate_calls c
+             WHERE c.provider = p_provider AND c.scope = p_scope
+               AND c.seq = v_last - p_lim + v_mid;
+        END IF;
+        IF v_at IS NULL OR v_at <= p_now - make_interval(secs => p_secs) THEN
+            v_lo := v_mid;
+        ELSE
+            v_hi := v_mid - 1;
+        END IF;
+    END LOOP;
+    RETURN v_lo;
+END $$;
+
 CREATE OR REPLACE FUNCTION wsync_rate_grant(p_provider text, p_users uuid[],
                                             p_wanted integer[],
                                             p_per_user_per_minute integer,
@@ -30,10 +67,8 @@ DECLARE
     v_now      timestamptz;
     v_app      record;
     v_app_left integer := NULL;    -- calls every app window still admits
-    v_left     integer;
+    v_total    integer;
     v_g        integer;
-    v_seq      bigint;
-    v_at       timestamptz;
     r          record;
 BEGIN
     IF p_provider IS NULL OR coalesce(cardinality(p_users), 0) <> coalesce(cardinality(p_wanted), 0)
@@ -51,16 +86,14 @@ BEGIN
               WHERE a.lim > 0 AND a.secs > 0) s
       ORDER BY hashtext(s.scope), s.scope;
     v_now := clock_timestamp();
+    SELECT coalesce(sum(greatest(w, 0)), 0)::integer INTO v_total FROM unnest(p_wanted) w;
 
-    -- What the app windows still admit now (their newest L calls only).
     FOR v_app IN SELECT 'app:' || a.secs AS scope, min(a.lim) AS lim, min(a.secs) AS secs
                    FROM unnest(p_app_limits, p_app_seconds) AS a(lim, secs)
                   WHERE a.lim > 0 AND a.secs > 0 GROUP BY 1 LOOP
-        SELECT v_app.lim - count(*) INTO v_left
-          FROM wsync_rate_calls c
-         WHERE c.provider = p_provider AND c.scope = v_app.scope
-           AND c.at > v_now - make_interval(secs => v_app.secs);
-        v_app_left := least(coalesce(v_app_left, v_left), greatest(v_left, 0));
+        v_app_left := least(coalesce(v_app_left, v_total),
+                            wsync__rate_room(p_provider, v_app.scope, v_app.lim, v_app.secs,
+                                             v_now, v_total));
     END LOOP;
 
     FOR r IN SELECT w.u, sum(w.n)::integer AS n
@@ -70,16 +103,15 @@ BEGIN
         IF v_app_left IS NOT NULL THEN
             v_g := least(v_g, v_app_left);
         END IF;
-        IF p_per_user_per_minute > 0 THEN
-            SELECT p_per_user_per_minute - count(*) INTO v_left
-              FROM wsync_rate_calls c
-             WHERE c.provider = p_provider AND c.scope = 'user:' || r.u
-               AND c.at > v_now - interval '60 seconds';
-            v_g := least(v_g, greatest(v_left, 0));
+        IF p_per_user_per_minute > 0 AND v_g > 0 THEN
+            v_g := wsync__rate_room(p_provider, 'user:' || r.u, p_per_user_per_minute, 60,
+                                    v_now, v_g);
         END IF;
         IF v_g > 0 THEN
-            PERFORM wsync__rate_record(p_provider, 'user:' || r.u, v_g, p_per_user_per_minute, v_now)
-              WHERE p_per_user_per_minute > 0;
+            IF p_per_user_per_minute > 0 THEN
+                PERFORM wsync__rate_record(p_provider, 'user:' || r.u, v_g,
+                                           p_per_user_per_minute, v_now);
+            END IF;
             FOR v_app IN SELECT 'app:' || a.secs AS scope, min(a.lim) AS lim
                            FROM unnest(p_app_limits, p_app_seconds) AS a(lim, secs)
                           WHERE a.lim > 0 AND a.secs > 0 GROUP BY 1 LOOP
@@ -96,7 +128,8 @@ BEGIN
 END $$;
 
 -- Record n calls of one scope at `now` (as n wsync_rate_take() calls would:
--- consecutive seqs, `at` never decreasing) and keep only its newest `lim`.
+-- consecutive seqs, `at` never decreasing) and keep only its newest `lim`
+-- (the rows that fall out are exactly n: deleted by primary key).
 CREATE OR REPLACE FUNCTION wsync__rate_record(p_provider text, p_scope text, p_n integer,
                                               p_lim integer, p_now timestamptz)
 RETURNS void LANGUAGE plpgsql VOLATILE AS $$
@@ -113,8 +146,22 @@ BEGIN
         SELECT p_provider, p_scope, v_seq + k, greatest(p_now, coalesce(v_at, p_now))
           FROM generate_series(1, p_n) k;
     DELETE FROM wsync_rate_calls c
-     WHERE c.provider = p_provider AND c.scope = p_scope AND c.seq <= v_seq + p_n - p_lim;
+     WHERE c.provider = p_provider AND c.scope = p_scope
+       AND c.seq = ANY (ARRAY(SELECT v_seq - p_lim + k FROM generate_series(1, p_n) k
+                               WHERE v_seq - p_lim + k > 0));
 END $$;
+
+-- wsyncd's sessions live long and cache each function's plans: planned
+-- while wsync_rate_calls was nearly empty, a plan would scan it whole for
+-- every probe ever after.  Every statement here is a primary-key probe.
+ALTER FUNCTION wsync_rate_grant(text, uuid[], integer[], integer, integer[], integer[])
+    SET enable_seqscan = off;
+ALTER FUNCTION wsync__rate_room(text, text, integer, integer, timestamptz, integer)
+    SET enable_seqscan = off;
+ALTER FUNCTION wsync__rate_record(text, text, integer, integer, timestamptz)
+    SET enable_seqscan = off;
+ALTER FUNCTION wsync_rate_take(text, uuid, integer, integer[], integer[], timestamptz)
+    SET enable_seqscan = off;
 
 DO $$
 BEGIN
@@ -122,4 +169,6 @@ BEGIN
                    'integer[], integer[]) SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION wsync__rate_record(text, text, integer, integer, '
                    'timestamptz) SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION wsync__rate_room(text, text, integer, integer, '
+                   'timestamptz, integer) SET search_path = %I, pg_temp', current_schema());
 END $$;

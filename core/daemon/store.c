@@ -156,11 +156,21 @@ static int exec_count(PGconn *db, const char *sql, int n, const char *const *p)
  * nothing.
  */
 static const char CLAIM_SQL[] =
-	"WITH c AS MATERIALIZED ("
+	/* The first due rows in queue order, read along the claim index
+	 * whatever the statistics say (a queue's are always stale): the
+	 * conditions below run on these few only.  $6 leaves room for rows
+	 * they reject (blocked behind another entry, held by this process). */
+	"WITH cand AS MATERIALIZED ("
 	"  SELECT q.id FROM workout_sync_queue q"
 	"  WHERE q.processed_at IS NULL AND q.next_retry_at <= now()"
 	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
 	"    AND q.provider = ANY($2::text[])"
+	"  ORDER BY q.next_retry_at, q.seq"
+	"  LIMIT $6),"
+	" c AS MATERIALIZED ("
+	"  SELECT q.id FROM cand JOIN workout_sync_queue q ON q.id = cand.id"
+	"  WHERE q.processed_at IS NULL AND q.next_retry_at <= now()"
+	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
 	"    AND q.id <> ALL($5::uuid[])"
 	"    AND NOT EXISTS (SELECT 1 FROM workout_sync_queue o"
 	"        WHERE o.entity_type = q.entity_type AND o.entity_id = q.entity_id"
@@ -189,7 +199,7 @@ static const char CLAIM_SQL[] =
 	"          AND o.processed_at IS NULL))"
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $3"
-	"  FOR NO KEY UPDATE SKIP LOCKED),"
+	"  FOR NO KEY UPDATE OF q SKIP LOCKED),"
 	" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
 	"   locked_until = now() + make_interval(secs => $4::int),"
 	"   lease_token = nextval('workout_sync_lease_seq'), updated_at = now()"
@@ -334,18 +344,22 @@ int wsync_store_claim(PGconn *db, const char *worker, const char *const *provide
                       size_t n_providers, int limit, int lease_seconds,
                       const char *held_ids, wsync_job ***out)
 {
-	char lim[16], lease[16];
+	char lim[16], lease[16], window[24];
 	char *arr = text_array(providers, n_providers);
-	const char *params[5] = {worker, arr, lim, lease, held_ids ? held_ids : "{}"};
+	const char *params[6] = {worker, arr, lim, lease, held_ids ? held_ids : "{}", window};
+	size_t n_held = 0;
 	PGresult *r;
 	int n;
 
 	*out = NULL;
 	if (!arr)
 		return -1;
+	for (const char *p = held_ids; p && *p; p++)
+		n_held += *p == ',';
 	snprintf(lim, sizeof lim, "%d", limit);
 	snprintf(lease, sizeof lease, "%d", lease_seconds);
-	r = PQexecParams(db, CLAIM_SQL, 5, NULL, params, NULL, NULL, 0);
+	snprintf(window, sizeof window, "%zu", (size_t)limit * 2 + n_held + 64);
+	r = PQexecParams(db, CLAIM_SQL, 6, NULL, params, NULL, NULL, 0);
 	free(arr);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
