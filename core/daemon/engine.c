@@ -39,6 +39,7 @@ static void wake_workers(wsync_engine *e)
 	pthread_mutex_lock(&e->mu);
 	e->generation++;
 	pthread_cond_broadcast(&e->store_cv);
+	pthread_cond_broadcast(&e->starter_cv);
 	pthread_cond_broadcast(&e->call_cv);
 	pthread_cond_broadcast(&e->writer_cv);
 	pthread_mutex_unlock(&e->mu);
@@ -228,6 +229,7 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	pthread_rwlock_init(&e->swap_lock, NULL);
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->store_cv, NULL);
+	pthread_cond_init(&e->starter_cv, NULL);
 	pthread_cond_init(&e->call_cv, NULL);
 	pthread_cond_init(&e->writer_cv, NULL);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -250,6 +252,7 @@ void wsync_engine_free(wsync_engine *e)
 	pthread_rwlock_destroy(&e->swap_lock);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->store_cv);
+	pthread_cond_destroy(&e->starter_cv);
 	pthread_cond_destroy(&e->call_cv);
 	pthread_cond_destroy(&e->writer_cv);
 	close(e->pipe_fd[0]);
@@ -264,7 +267,7 @@ void wsync_engine_free(wsync_engine *e)
 int wsync_engine_run(wsync_engine *e, int once)
 {
 	pthread_t *calls = calloc((size_t)e->n_threads, sizeof *calls);
-	pthread_t store, writer, heartbeat;
+	pthread_t claimer, starter, writer, heartbeat;
 	PGconn *db;
 
 	e->once = once;
@@ -281,10 +284,12 @@ int wsync_engine_run(wsync_engine *e, int once)
 	pthread_create(&heartbeat, NULL, wsync_flow_heartbeat, e);
 	for (int i = 0; i < e->n_threads; i++)
 		pthread_create(&calls[i], NULL, wsync_flow_call, e);
-	pthread_create(&store, NULL, wsync_flow_store, e);
+	pthread_create(&starter, NULL, wsync_flow_starter, e);
+	pthread_create(&claimer, NULL, wsync_flow_claimer, e);
 	if (!once)
 		supervise(e);
-	pthread_join(store, NULL);
+	pthread_join(claimer, NULL);
+	pthread_join(starter, NULL);
 	for (int i = 0; i < e->n_threads; i++)
 		pthread_join(calls[i], NULL);
 	pthread_join(writer, NULL);

@@ -4,9 +4,9 @@
  *
  * A job's life (store.h, dispatch.h):
  *
- *   claim+load (store thread) -> prepare -> loaded
+ *   claim+load (claimer thread) -> prepare -> loaded
  *     -> intent recorded for as many jobs as there are idle call threads
- *        (store thread, one statement) -> runnable
+ *        (starter thread, one statement) -> runnable
  *     -> plugin calls (a call thread, no database connection) -> done
  *     -> outcome written with every other done job (writer thread, one
  *        transaction) -> freed
@@ -51,7 +51,8 @@ struct wsync_engine {
 	int n_threads;                  /* call threads (cfg workers at start) */
 
 	pthread_mutex_t mu;
-	pthread_cond_t store_cv;        /* the store thread waits here */
+	pthread_cond_t store_cv;        /* the claimer waits here */
+	pthread_cond_t starter_cv;      /* the starter waits here */
 	pthread_cond_t call_cv;         /* call threads wait here */
 	pthread_cond_t writer_cv;       /* the writer waits here */
 	unsigned long generation;       /* wake-ups from the supervisor */
@@ -61,6 +62,7 @@ struct wsync_engine {
 	job_list done;                  /* calls made, outcome to write */
 	size_t n_running, n_writing;
 	int idle_threads;
+	int claimer_done;               /* no more claims (stop, or --once done) */
 	int store_done, calls_done, writer_done;
 	char **busy_keys;               /* keys of runnable..writing jobs */
 	size_t n_busy, cap_busy;
@@ -69,7 +71,8 @@ struct wsync_engine {
 };
 
 /* flow.c */
-void *wsync_flow_store(void *engine);
+void *wsync_flow_claimer(void *engine);
+void *wsync_flow_starter(void *engine);
 void *wsync_flow_call(void *engine);
 void *wsync_flow_writer(void *engine);
 void *wsync_flow_heartbeat(void *engine);

@@ -1,8 +1,9 @@
 /*
- * flow.c -- the threads that move jobs: one store thread (claims, loads,
- * records intents), the call threads (plugin calls, no database), one
- * writer (outcomes, in group commits) and a heartbeat (leases).  Three
- * connections serve any number of calls in flight.  See engine_internal.h.
+ * flow.c -- the threads that move jobs: a claimer (claims and loads
+ * batches), a starter (records intents), the call threads (plugin calls, no
+ * database), a writer (outcomes, in group commits) and a heartbeat
+ * (leases).  Four connections (and a small pool for token refreshes and the
+ * limiter) serve any number of calls in flight.  See engine_internal.h.
  */
 #include "engine_internal.h"
 
@@ -197,7 +198,7 @@ static int admit(wsync_engine *e, wsync_job *j)
 	return 1;
 }
 
-/* ---- the store thread -------------------------------------------------------- */
+/* ---- the claimer and the starter ----------------------------------------------- */
 
 /* Move up to `max` loaded jobs whose key is free onto `out`, one per call
  * thread that is idle and not already promised a job. */
@@ -349,24 +350,26 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 	return n;
 }
 
-/* After database trouble: reconnect, then give back claims this process
- * made but does not hold (their answer was lost with the connection). */
-static PGconn *store_reconnect(wsync_engine *e, PGconn *db)
+/* After database trouble: reconnect; the claimer (`who`) then gives back
+ * claims this process made but does not hold (their answer was lost with
+ * the connection).  Only the claimer: it alone claims, so nothing it is
+ * about to hold can be given back under it. */
+static PGconn *store_reconnect(wsync_engine *e, PGconn *db, const char *who, int give_back)
 {
 	char *held;
 	int n;
-	wsync_error("store: database error: %.*s; reconnecting",
+	wsync_error("%s: database error: %.*s; reconnecting", who,
 	            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
 	PQfinish(db);
 	if (!e->once)
 		wsync_engine_sleep(e, 1);
-	if (!(db = wsync_engine_connect(e, "store")))
-		return NULL;
+	if (!(db = wsync_engine_connect(e, who)) || !give_back)
+		return db;
 	pthread_mutex_lock(&e->mu);
 	held = held_literal(e, 0);
 	pthread_mutex_unlock(&e->mu);
 	if (held && (n = wsync_store_give_back(db, e->name, held)) > 0)
-		wsync_warn("store: gave back %d entries claimed when the connection was lost", n);
+		wsync_warn("%s: gave back %d entries claimed when the connection was lost", who, n);
 	free(held);
 	return db;
 }
@@ -402,27 +405,31 @@ static void store_shutdown(wsync_engine *e, PGconn *db)
 	free(arr);
 }
 
-/* Wait for something to do: a thread free for a loaded job, a wake-up, an
- * outcome batch written (it may free keys and unblock entries). */
-static void store_wait(wsync_engine *e)
+/* A bounded wait on cv (the caller holds e->mu): a missed signal costs a
+ * second at most, and `stopping` is seen. */
+static void timed_wait(wsync_engine *e, pthread_cond_t *cv)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 1;
-	pthread_cond_timedwait(&e->store_cv, &e->mu, &until);
+	pthread_cond_timedwait(cv, &e->mu, &until);
 }
 
-void *wsync_flow_store(void *p)
+/* The claimer keeps a batch or so claimed and loaded ahead of the call
+ * threads, on a connection of its own, so claiming never holds up the
+ * intents.  It rests when the last claim found less than it asked for, until
+ * a wake-up (NOTIFY, a retry due) or an outcome batch written (which may
+ * unblock newer entries of the same entities). */
+void *wsync_flow_claimer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_connect(e, "store");
+	PGconn *db = wsync_engine_connect(e, "claimer");
 	unsigned long seen_gen = 0, seen_commit = 0;
 	int exhausted = 0;
 
 	while (db) {
-		wsync_job *start[MAX_START];
-		size_t n_start;
-		int claim, limit = 0, got = 0;
+		int limit = 0, got;
+		size_t ahead;
 		pthread_mutex_lock(&e->mu);
 		if (atomic_load(&e->stopping)) {
 			pthread_mutex_unlock(&e->mu);
@@ -434,28 +441,70 @@ void *wsync_flow_store(void *p)
 			pthread_mutex_unlock(&e->mu);
 			break; /* --once: nothing due is left */
 		}
-		n_start = pick_startable(e, start, MAX_START);
-		claim = !exhausted && e->loaded.n < (size_t)e->n_threads;
-		if (!n_start && !claim) {
-			store_wait(e);
+		ahead = (size_t)(e->n_threads > e->cfg->batch_size ? e->n_threads : e->cfg->batch_size);
+		if (exhausted || e->loaded.n >= ahead) {
+			timed_wait(e, &e->store_cv);
 			pthread_mutex_unlock(&e->mu);
 			continue;
 		}
 		seen_gen = e->generation;
 		seen_commit = e->committed;
 		pthread_mutex_unlock(&e->mu);
-		if ((n_start && start_jobs(e, db, start, n_start) < 0) ||
-		    (claim && (got = claim_batch(e, db, &limit)) < 0)) {
-			db = store_reconnect(e, db);
+		if ((got = claim_batch(e, db, &limit)) < 0) {
+			db = store_reconnect(e, db, "claimer", 1);
 			continue;
 		}
-		if (claim && got < limit)
+		if (got < limit)
 			exhausted = 1;
+		if (got > 0) {
+			pthread_mutex_lock(&e->mu);
+			pthread_cond_signal(&e->starter_cv);
+			pthread_mutex_unlock(&e->mu);
+		}
 	}
-	store_shutdown(e, db);
 	PQfinish(db);
+	pthread_mutex_lock(&e->mu);
 	if (!db && e->once)
 		atomic_store(&e->db_failed, 1);
+	e->claimer_done = 1;
+	pthread_cond_broadcast(&e->starter_cv);
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* The starter records the intents of loaded jobs for the call threads that
+ * are idle, in one statement, and hands the jobs over.  When the claimer is
+ * done (stop, or --once with nothing left), it gives back what was claimed
+ * but never started and lets the call threads finish. */
+void *wsync_flow_starter(void *p)
+{
+	wsync_engine *e = p;
+	PGconn *db = wsync_engine_connect(e, "starter");
+
+	while (db) {
+		wsync_job *start[MAX_START];
+		size_t n_start;
+		pthread_mutex_lock(&e->mu);
+		if (atomic_load(&e->stopping) || (e->claimer_done && !e->loaded.n)) {
+			pthread_mutex_unlock(&e->mu);
+			break;
+		}
+		n_start = pick_startable(e, start, MAX_START);
+		if (!n_start) {
+			timed_wait(e, &e->starter_cv);
+			pthread_mutex_unlock(&e->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&e->mu);
+		if (start_jobs(e, db, start, n_start) < 0)
+			db = store_reconnect(e, db, "starter", 0);
+	}
+	pthread_mutex_lock(&e->mu); /* the claimer may still be adding jobs */
+	while (!e->claimer_done)
+		timed_wait(e, &e->starter_cv);
+	pthread_mutex_unlock(&e->mu);
+	store_shutdown(e, db);
+	PQfinish(db);
 	return NULL;
 }
 
@@ -490,7 +539,7 @@ void *wsync_flow_call(void *p)
 		wsync_job *j;
 		while (!e->runnable.n && !e->store_done) {
 			e->idle_threads++;
-			pthread_cond_signal(&e->store_cv);
+			pthread_cond_signal(&e->starter_cv);
 			pthread_cond_wait(&e->call_cv, &e->mu);
 			e->idle_threads--;
 		}
@@ -590,6 +639,7 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 	e->n_writing = 0;
 	e->committed++;
 	pthread_cond_broadcast(&e->store_cv);
+	pthread_cond_signal(&e->starter_cv);
 	pthread_mutex_unlock(&e->mu);
 	wsync_info("Batch sync complete: %d operations (%d succeeded, %d failed)", ok + failed, ok,
 	           failed);

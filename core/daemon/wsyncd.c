@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,17 @@ static int check(wsync_config *cfg)
 	return n ? 1 : 0;
 }
 
+/* glibc gives every thread that allocates its own arena (up to 8 per
+ * core), each holding on to the pages it once used: with dozens of call
+ * threads that is most of the daemon's memory.  Two arenas are plenty for
+ * threads that mostly wait on the network. */
+static void limit_arenas(void)
+{
+#ifdef M_ARENA_MAX
+	mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -192,6 +204,7 @@ int main(int argc, char **argv)
 	wsync_config *cfg;
 	struct sigaction sa;
 
+	limit_arenas();
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;

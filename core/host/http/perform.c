@@ -377,6 +377,10 @@ static CURLcode set_method(wsync_http_client *c, const wsync_http_request *req,
 		SETOPT(h, CURLOPT_POST, 1L);
 		SETOPT(h, CURLOPT_POSTFIELDS, (char *)NULL);
 		SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		/* libcurl's default upload buffer is 64 KiB per handle, touched
+		 * by every POST: a plan is a few KiB, and the daemon keeps a
+		 * handle per call thread. */
+		SETOPT(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 		SETOPT(h, CURLOPT_READFUNCTION, on_send);
 		SETOPT(h, CURLOPT_READDATA, c);
 		SETOPT(h, CURLOPT_SEEKFUNCTION, no_rewind);
