@@ -6,7 +6,7 @@ pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-dev
       libpq-dev libcurl4-openssl-dev libjson-c-dev uuid-dev
       libmicrohttpd-dev postgresql openssl ca-certificates util-linux curl
       libsystemd-dev systemd scdoc
-      debhelper dpkg-dev fakeroot lintian)
+      debhelper dpkg-dev fakeroot lintian python3-prometheus-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

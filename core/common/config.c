@@ -10,6 +10,7 @@
 #include "filetrust.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -302,6 +303,41 @@ static void put_value(FILE *f, const char *v)
 	fputc('\'', f);
 }
 
+int wsync_parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	unsigned char addr[16];
+	char h[64], *end;
+	size_t n;
+	long p;
+	if (!colon || colon == s)
+		return -1;
+	n = (size_t)(colon - s);
+	if (s[0] == '[') { /* [IPv6]:port */
+		if (n < 3 || s[n - 1] != ']')
+			return -1;
+		s++;
+		n -= 2;
+	}
+	if (n >= sizeof h)
+		return -1;
+	memcpy(h, s, n);
+	h[n] = 0;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p < 0 || p > 65535)
+		return -1;
+	if (!strcmp(h, "localhost"))
+		snprintf(h, sizeof h, "127.0.0.1");
+	if (inet_pton(AF_INET, h, addr) != 1 && inet_pton(AF_INET6, h, addr) != 1)
+		return -1;
+	if (strlen(h) >= hostlen)
+		return -1;
+	snprintf(host, hostlen, "%s", h);
+	*port = (int)p;
+	return 0;
+}
+
 char *wsync_conninfo_masked(const char *ci)
 {
 	char *msg = NULL, *out = NULL;
@@ -378,8 +414,8 @@ static const struct key_row {
 	 "one INI per provider instance; relative to the folder of wsyncd.ini"},
 	{"log", "level", WSYNC_KEY_LOG_LEVEL, 0, 0, "info", NULL, 0, MAIN(log_level),
 	 "debug, info, warning or error"},
-	{"metrics", "listen", WSYNC_KEY_RESERVED, 0, 0, NULL, NULL, 0, MAIN(metrics_listen),
-	 "reserved for the metrics endpoint, which is not built yet: leave it empty"},
+	{"metrics", "listen", WSYNC_KEY_LISTEN, 0, 0, "", NULL, 0, MAIN(metrics_listen),
+	 "HOST:PORT of the Prometheus endpoint (/metrics, /healthz, /readyz); empty = off"},
 
 	{"provider", "plugin", WSYNC_KEY_STRING, 0, 0, NULL, NULL, 1, INST(plugin),
 	 "the plugin file name without .so"},
@@ -561,15 +597,19 @@ static void set_key(struct parse_ctx *ctx, const wsync_core_key *k, const char *
 		}
 		set_str(field, v);
 		return;
-	case WSYNC_KEY_RESERVED:
-		/* Accepting a value and serving nothing would be a silent
-		 * default: refuse until the feature exists. */
-		if (*v && ctx) {
-			CERR(ctx, "[%s] %s = '%s': %s", sec, key, v, k->help);
+	case WSYNC_KEY_LISTEN: {
+		char host[64];
+		int port;
+		if (*v && wsync_parse_listen(v, host, sizeof host, &port) < 0) {
+			if (ctx)
+				CERR(ctx, "[%s] %s = '%s': expected HOST:PORT with an IP address "
+				     "(127.0.0.1:9465, [::1]:9465) or localhost, or nothing to turn "
+				     "it off", sec, key, v);
 			return;
 		}
 		set_str(field, v);
 		return;
+	}
 	case WSYNC_KEY_FORBIDDEN:
 		if (ctx)
 			CERR(ctx, "[%s] %s: %s", sec, key, k->help);

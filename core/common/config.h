@@ -94,7 +94,7 @@ typedef enum wsync_core_key_type {
 	WSYNC_KEY_LOG_LEVEL,    /* debug, info, warning, error */
 	WSYNC_KEY_URL,          /* https:// (http:// with allow_insecure_http) */
 	WSYNC_KEY_SECRET_FILE,  /* path of a file holding a secret */
-	WSYNC_KEY_RESERVED,     /* must stay empty in this version */
+	WSYNC_KEY_LISTEN,       /* empty (off) or HOST:PORT, HOST an IP literal */
 	WSYNC_KEY_FORBIDDEN,    /* always an error; help says what to do */
 } wsync_core_key_type;
 
@@ -147,6 +147,10 @@ const wsync_config_entry *wsync_config_entry_find(const wsync_provider_config *p
 /* Parsers shared with the plugin loader and tests.  Return 0 on success. */
 int wsync_parse_bool(const char *s, int *out);
 int wsync_parse_int(const char *s, long long min, long long max, long long *out);
+/* "HOST:PORT" (IPv4, [IPv6] or localhost; port 0-65535, 0 = any free one)
+ * into a numeric host and a port.  Returns 0, or -1 when malformed. */
+int wsync_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
 /* "90", "90s", "2m", "1h", "1d" -> seconds */
 int wsync_parse_duration(const char *s, int *out);
 /* "2m, 10m, 1h" */

@@ -252,6 +252,7 @@ void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
 		snprintf(j->res.message, sizeof j->res.message,
 		         "plugin %s returned status %d without a message", inst->desc->name,
 		         j->res.status);
+	j->res.refreshed = call.refreshed;
 	/* The message goes to the log and the queue row: no secret in it. */
 	wsync_call_redact(&call, j->res.message);
 	wsync_call_clean(&call);

@@ -84,14 +84,38 @@ PGconn *wsync_engine_connect(wsync_engine *e, const char *who)
 	return NULL;
 }
 
-/* READY=1 (systemd): the database answered and the plugins are loaded. */
-static void notify_ready(wsync_engine *e)
+static size_t loaded_instances(wsync_engine *e)
 {
 	size_t loaded = 0, n = wsync_registry_count(e->registry);
 	for (size_t i = 0; i < n; i++)
 		loaded += wsync_registry_at(e->registry, i)->loaded ? 1 : 0;
+	return loaded;
+}
+
+/* [metrics] listen: the endpoint serves from before the database answers
+ * (/healthz, and /readyz saying why it is not ready).  -1: cannot listen
+ * (a configuration error). */
+static int start_metrics(wsync_engine *e)
+{
+	char err[256];
+	int port;
+	if (!e->cfg->metrics_listen || !*e->cfg->metrics_listen)
+		return 0;
+	if (!e->metrics || (port = wsync_metrics_start(e->metrics, e->cfg->metrics_listen, err,
+	                                               sizeof err)) < 0) {
+		wsync_error("%s", e->metrics ? err : "metrics: out of memory");
+		return -1;
+	}
+	wsync_info("metrics: serving /metrics, /healthz and /readyz on %s (port %d)",
+	           e->cfg->metrics_listen, port);
+	return 0;
+}
+
+/* READY=1 (systemd): the database answered and the plugins are loaded. */
+static void notify_ready(wsync_engine *e)
+{
 	wsync_notify_status("ready: %zu of %zu provider instances loaded, %d calls in flight at most",
-	                    loaded, n, e->n_threads);
+	                    loaded_instances(e), wsync_registry_count(e->registry), e->n_threads);
 	wsync_notify_ready();
 }
 
@@ -131,6 +155,7 @@ static void reload(wsync_engine *e, PGconn *db)
 	e->registry = reg;
 	if (db)
 		register_providers(e, db);
+	wsync_metrics_set_ready(e->metrics, db != NULL, loaded_instances(e) > 0);
 	pthread_rwlock_unlock(&e->swap_lock);
 	notify_ready(e);
 	wake_workers(e);
@@ -238,6 +263,7 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	gethostname(host, sizeof host - 1);
 	snprintf(e->name, sizeof e->name, "%s:%d:%08x", host, (int)getpid(), (unsigned)rand());
 	e->registry = wsync_registry_load(cfg, wsync_host_services());
+	e->metrics = wsync_metrics_new(e->conninfo);
 	return e;
 }
 
@@ -245,6 +271,7 @@ void wsync_engine_free(wsync_engine *e)
 {
 	if (!e)
 		return;
+	wsync_metrics_free(e->metrics); /* stops the endpoint first */
 	wsync_registry_free(e->registry);
 	wsync_ratelimiter_free(e->limiter);
 	wsync_dbpool_free(e->pool);
@@ -271,6 +298,10 @@ int wsync_engine_run(wsync_engine *e, int once)
 	PGconn *db;
 
 	e->once = once;
+	if (start_metrics(e) < 0) {
+		free(calls);
+		return 2;
+	}
 	wsync_notify_status("connecting to the database");
 	db = calls ? wsync_engine_connect(e, "wsyncd") : NULL;
 	if (!db) {
@@ -279,6 +310,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 	}
 	register_providers(e, db);
 	PQfinish(db);
+	wsync_metrics_set_ready(e->metrics, 1, loaded_instances(e) > 0);
 	notify_ready(e);
 	pthread_create(&writer, NULL, wsync_flow_writer, e);
 	pthread_create(&heartbeat, NULL, wsync_flow_heartbeat, e);

@@ -22,6 +22,7 @@
 
 #include "dispatch.h"
 #include "host/dbpool.h"
+#include "metrics.h"
 #include "host/plugin_loader.h"
 #include "host/ratelimit.h"
 #include "store.h"
@@ -41,6 +42,8 @@ struct wsync_engine {
 	wsync_registry *registry;
 	wsync_ratelimiter *limiter;
 	wsync_dbpool *pool;             /* token refresh, cluster-wide limiter */
+	wsync_metrics *metrics;         /* counters, and the endpoint when
+	                                   [metrics] listen is set */
 	pthread_rwlock_t swap_lock;     /* writers: reload swaps cfg/registry */
 	atomic_int stopping;
 	atomic_int reload_requested;

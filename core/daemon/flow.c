@@ -168,6 +168,16 @@ static void classify(wsync_engine *e, wsync_job *j)
 	log_outcome(j, c->max_retries);
 }
 
+/* The job's outcome in the metrics: "ok", "not_applicable" or its
+ * error_type; call_seconds < 0 when no call was made. */
+static void count_job(wsync_engine *e, const wsync_job *j, double call_seconds, int abandoned)
+{
+	const char *outcome = j->outcome.error_type ? j->outcome.error_type
+	                    : j->res.status == WSYNC_NOT_APPLICABLE ? "not_applicable" : "ok";
+	wsync_metrics_outcome(e->metrics, j->entry.provider, j->entry.operation, outcome,
+	                      call_seconds, j->res.deferred, j->res.refreshed, abandoned);
+}
+
 /* A started job that will not run (its provider was unloaded, or wsyncd is
  * stopping): back to the queue at once, its attempt returned. */
 static void give_back_outcome(wsync_job *j)
@@ -189,10 +199,12 @@ static int admit(wsync_engine *e, wsync_job *j)
 		         en->operation, en->entity_type);
 		j->outcome = (wsync_outcome){1, "unexpected_error", 0, en->retry_count, 1};
 		log_outcome(j, e->cfg->max_retries);
+		count_job(e, j, -1, 1);
 		return 0;
 	}
 	if (wsync_dispatch_prepare(j) != WSYNC_OK) {
 		classify(e, j);
+		count_job(e, j, -1, 0);
 		return 0;
 	}
 	return 1;
@@ -363,7 +375,12 @@ static PGconn *store_reconnect(wsync_engine *e, PGconn *db, const char *who, int
 	PQfinish(db);
 	if (!e->once)
 		wsync_engine_sleep(e, 1);
-	if (!(db = wsync_engine_connect(e, who)) || !give_back)
+	wsync_metrics_set_ready(e->metrics, 0, 1);
+	if (!(db = wsync_engine_connect(e, who)))
+		return NULL;
+	wsync_metrics_db_reconnect(e->metrics);
+	wsync_metrics_set_ready(e->metrics, 1, 1);
+	if (!give_back)
 		return db;
 	pthread_mutex_lock(&e->mu);
 	held = held_literal(e, 0);
@@ -519,8 +536,12 @@ static void run_job(wsync_engine *e, const wsync_call_env *env, wsync_job *j)
 		/* unloaded by a reload since the claim */
 		give_back_outcome(j);
 	} else {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		wsync_dispatch_call(inst, env, j);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		classify(e, j);
+		count_job(e, j, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, 0);
 	}
 	pthread_rwlock_unlock(&e->swap_lock);
 }
@@ -616,6 +637,7 @@ static int write_until_done(wsync_engine *e, PGconn **db, wsync_job **jobs, size
 			}
 		}
 		wsync_info("writer: connected to the database again");
+		wsync_metrics_db_reconnect(e->metrics);
 	}
 	return 0;
 }

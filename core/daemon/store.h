@@ -56,6 +56,7 @@ typedef struct wsync_result {
 	                                  workout first: that link, malloc'ed */
 	int mark_reconnect;            /* a final auth_error: flag the token */
 	int started;                   /* the intent was recorded */
+	int refreshed;                 /* the calls refreshed the user's token */
 } wsync_result;
 
 /* A claimed entry with everything its calls need. */

@@ -73,7 +73,13 @@ static void errors_name_file_line_key(void)
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[metrics]\nlisten = 127.0.0.1:9465\n", NULL);
-	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = '127.0.0.1:9465': reserved for the metrics endpoint, which is not built yet");
+	T_CHECK(wsync_config_ok(c));
+	wsync_config_free(c);
+	c = load(MAIN_OK "[metrics]\nlisten = example.com:9465\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "wsyncd.ini:6: [metrics] listen = 'example.com:9465': expected HOST:PORT with an IP address");
+	wsync_config_free(c);
+	c = load(MAIN_OK "[metrics]\nlisten = 127.0.0.1:70000\n", NULL);
+	T_CONTAINS(wsync_config_errors(c), "[metrics] listen = '127.0.0.1:70000': expected HOST:PORT");
 	wsync_config_free(c);
 
 	c = load(MAIN_OK "[engine]\nbackoff = 2m, soon\n", NULL);
