@@ -14,6 +14,10 @@
 #   WSYNC_TEST_PGHOST     socket directory
 #   WSYNC_TEST_PGDATA     data directory (tests that restart the server use it)
 #   WSYNC_TEST_PGCTL      path of pg_ctl
+#   WSYNC_TEST_PGOPTS     the server options (pg_ctl -o) of this cluster, for a
+#                         test that stops it and starts it again
+#   WSYNC_TEST_PGLOG      the server's log file
+#   WSYNC_TEST_TMP        the harness's temp dir (removed at the end)
 set -euo pipefail
 
 find_pg_bin() {
@@ -67,8 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-as_pg "$PGBIN/pg_ctl" -D "$work/data" -w -t 60 -l "$work/pg.log" \
-  -o "-c listen_addresses='' -c unix_socket_directories=$work/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+pgopts="-c listen_addresses='' -c unix_socket_directories=$work/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+as_pg "$PGBIN/pg_ctl" -D "$work/data" -w -t 60 -l "$work/pg.log" -o "$pgopts" \
   start >/dev/null || { cat "$work/pg.log" >&2; exit 1; }
 as_pg "$PGBIN/createdb" -h "$work/sock" -U postgres wsync_test
 
@@ -77,6 +81,7 @@ export WSYNC_TEST_PGHOST="$work/sock"
 export WSYNC_TEST_PGDATA="$work/data"
 export WSYNC_TEST_PGCTL="$PGBIN/pg_ctl"
 export WSYNC_TEST_PGLOG="$work/pg.log"
+export WSYNC_TEST_PGOPTS="$pgopts"
 export WSYNC_TEST_TMP="$work"
 set +e
 "$@"

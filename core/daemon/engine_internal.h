@@ -69,6 +69,9 @@ struct wsync_engine {
 	int store_done, calls_done, writer_done;
 	char **busy_keys;               /* keys of runnable..writing jobs */
 	size_t n_busy, cap_busy;
+	wsync_job *alone;               /* a suspect job (flow.c, `suspect`):
+	                                   nothing else starts from its start
+	                                   until its outcome is written */
 	wsync_job **held;               /* every job in this process */
 	size_t n_held, cap_held;
 };

@@ -212,6 +212,51 @@ static int admit(wsync_engine *e, wsync_job *j)
 
 /* ---- the claimer and the starter ----------------------------------------------- */
 
+/*
+ * A crash counts against every job whose call had started and whose outcome
+ * was not written, not only the one inside the crashing plugin: a batch-mate
+ * that was in flight at three crashes would be abandoned with the culprit.
+ * So a job whose calls already started MAX_ABANDONED_CALLS - 1 times without
+ * returning runs alone: it starts when no other call is running or waiting
+ * for its commit, and nothing else starts until its own outcome is written.
+ * Its next crash is then its own, and an innocent job gathers at most
+ * MAX_ABANDONED_CALLS - 1 crashes before running alone and succeeding.
+ */
+static int suspect(const wsync_job *j)
+{
+	return j->entry.attempts - j->entry.retry_count >= MAX_ABANDONED_CALLS - 1;
+}
+
+static void unlink_loaded(wsync_engine *e, wsync_job *j, wsync_job *prev)
+{
+	if (prev)
+		prev->next = j->next;
+	else
+		e->loaded.head = j->next;
+	if (e->loaded.tail == j)
+		e->loaded.tail = prev;
+	e->loaded.n--;
+	j->next = NULL;
+}
+
+/* A suspect whose key is free, started alone once every other call is
+ * written; returns 1 when one is waiting for that (start nothing else). */
+static int pick_alone(wsync_engine *e, wsync_job **out, size_t *n)
+{
+	wsync_job *j = e->loaded.head, *prev = NULL;
+	for (; j && (!suspect(j) || key_busy(e, j->key)); prev = j, j = j->next)
+		;
+	if (!j)
+		return 0;
+	if (e->n_running || e->runnable.n || e->done.n || e->n_writing ||
+	    e->idle_threads < 1 || key_take(e, j) < 0)
+		return 1;
+	unlink_loaded(e, j, prev);
+	e->alone = j;
+	out[(*n)++] = j;
+	return 1;
+}
+
 /* Move up to `max` loaded jobs whose key is free onto `out`, one per call
  * thread that is idle and not already promised a job. */
 static size_t pick_startable(wsync_engine *e, wsync_job **out, size_t max)
@@ -219,20 +264,15 @@ static size_t pick_startable(wsync_engine *e, wsync_job **out, size_t max)
 	long free_threads = (long)e->idle_threads - (long)e->runnable.n;
 	wsync_job *j = e->loaded.head, *prev = NULL, *next;
 	size_t n = 0;
+	if (e->alone || (max > 0 && pick_alone(e, out, &n)))
+		return n;
 	for (; j && n < max && (long)n < free_threads; j = next) {
 		next = j->next;
-		if (key_busy(e, j->key) || key_take(e, j) < 0) {
+		if (suspect(j) || key_busy(e, j->key) || key_take(e, j) < 0) {
 			prev = j;
 			continue;
 		}
-		if (prev)
-			prev->next = next;
-		else
-			e->loaded.head = next;
-		if (e->loaded.tail == j)
-			e->loaded.tail = prev;
-		e->loaded.n--;
-		j->next = NULL;
+		unlink_loaded(e, j, prev);
 		out[n++] = j;
 	}
 	return n;
@@ -247,6 +287,8 @@ static int start_jobs(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = n; i-- > 0;) {
 		wsync_job *j = jobs[i];
+		if (rc < 0 || !started[i])
+			e->alone = e->alone == j ? NULL : e->alone;
 		if (rc < 0) {
 			key_free(e, j);
 			j->next = e->loaded.head;
@@ -653,6 +695,8 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 	}
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = 0; i < n; i++) {
+		if (e->alone == jobs[i])
+			e->alone = NULL; /* its outcome is written: others may start */
 		key_free(e, jobs[i]);
 		pass_links(e, jobs[i]);
 		held_remove(e, jobs[i]);
