@@ -415,3 +415,8 @@ const char *wsync_instance_config_string(const wsync_plugin_instance *in,
 		return e->secret ? e->secret : e->value;
 	return k ? k->default_value : NULL;
 }
+
+const wsync_host *wsync_instance_host(const wsync_plugin_instance *inst)
+{
+	return inst && inst->registry ? inst->registry->host : NULL;
+}
