@@ -163,8 +163,10 @@ static void newer_refused(const char *next_minor, const char *fixture_dir)
 	snprintf(path, sizeof path, "%s/abi2.so", fixture_dir);
 	so = sdk_stage_plugin(path, "abi2");
 	CHECK(wsync_testhost_load(so, NULL, err, sizeof err) == NULL);
-	CHECK_HAS(err, "abi2.so: built for plugin ABI 2, this wsyncd speaks ABI 1; rebuild it "
-	          "against wsync-plugin 1.x");
+	snprintf(expect, sizeof expect, "abi2.so: built for plugin ABI 2.%d, this wsyncd "
+	         "speaks ABI 1.%d; rebuild it against wsync-plugin 1.%d",
+	         WSYNC_PLUGIN_ABI_MINOR, WSYNC_PLUGIN_ABI_MINOR, WSYNC_PLUGIN_ABI_MINOR);
+	CHECK_HAS(err, expect);
 
 	snprintf(path, sizeof path, "%s/entry_v2.so", fixture_dir);
 	so = sdk_stage_plugin(path, "entry_v2");
