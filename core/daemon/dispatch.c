@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "common/workout_parse.h"
 #include "host/host.h"
+#include "host/invoke.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,26 +59,6 @@ int32_t wsync_dispatch_prepare(wsync_job *j)
 	                        &perr) < 0)
 		return fail(&j->res, WSYNC_E_INVALID_WORKOUT, perr.message);
 	return WSYNC_OK;
-}
-
-/* Call one plugin operation with a fresh outcome; serial plugins get a lock. */
-static int32_t call_op(wsync_plugin_instance *inst, wsync_call *call,
-                       wsync_operation_fn op, const wsync_request *req)
-{
-	int32_t st;
-	int serial = (inst->desc->flags & WSYNC_PLUGIN_SERIAL) != 0;
-	const wsync_plugin_instance *outer = wsync_current_instance;
-	wsync_call_reset_outcome(call);
-	if (serial)
-		pthread_mutex_lock(&inst->serial_lock);
-	wsync_current_instance = inst; /* a crash in there names the plugin */
-	st = op(inst->state, call, req);
-	wsync_current_instance = outer;
-	if (serial)
-		pthread_mutex_unlock(&inst->serial_lock);
-	/* The returned status wins; the recorded message explains it. */
-	call->status = st;
-	return st;
 }
 
 /* The plugin's view of the job's entities; strings point into the job. */
@@ -143,7 +124,7 @@ static int32_t ensure_workout_linked(wsync_plugin_instance *inst, wsync_call *ca
 	req.scheduled = NULL;
 	/* The schedule's intent covers this call too: reconcile it alike. */
 	req.external_key = j->sched_workout_id;
-	st = call_op(inst, call, inst->desc->sync_workout, &req);
+	st = wsync_invoke(inst, call, WSYNC_INVOKE_SYNC_WORKOUT, &req, NULL);
 	if (st == WSYNC_OK && call->provider_id) {
 		if (!(j->res.workout_link = strdup(call->provider_id)) ||
 		    !(j->workout_link = strdup(call->provider_id)))
@@ -161,7 +142,6 @@ static int32_t ensure_workout_linked(wsync_plugin_instance *inst, wsync_call *ca
 static void run_delete(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j,
                        const entities *v)
 {
-	const wsync_plugin *d = inst->desc;
 	wsync_request req;
 	int32_t st;
 	if (!(is_workout(&j->entry) ? j->workout_link : j->sched_link)) {
@@ -169,10 +149,9 @@ static void run_delete(wsync_plugin_instance *inst, wsync_call *call, wsync_job 
 		return;
 	}
 	base_request(&req, j, v, WSYNC_OP_DELETE);
-	st = call_op(inst, call, is_workout(&j->entry) ? d->delete_workout
-	                                               : d->delete_scheduled_workout, &req);
-	if (st == WSYNC_E_NOT_FOUND) /* already gone: that is what we wanted */
-		st = WSYNC_OK;
+	/* a 404 is success there: already gone, which is what we wanted */
+	st = wsync_invoke(inst, call, is_workout(&j->entry) ? WSYNC_INVOKE_DELETE_WORKOUT
+	                  : WSYNC_INVOKE_DELETE_SCHEDULED_WORKOUT, &req, NULL);
 	j->res.link = st == WSYNC_OK ? LINK_DROP : LINK_KEEP;
 	take_answer(&j->res, call, st);
 }
@@ -180,29 +159,20 @@ static void run_delete(wsync_plugin_instance *inst, wsync_call *call, wsync_job 
 static void run_sync(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j,
                      const entities *v)
 {
-	const wsync_plugin *d = inst->desc;
 	int workout = is_workout(&j->entry);
 	const char *own = workout ? j->workout_link : j->sched_link;
-	wsync_operation_fn op = workout ? d->sync_workout : d->sync_scheduled_workout;
 	wsync_request req;
+	int recreated;
 	int32_t st;
 
 	/* Create of something linked is an update: no duplicate after a crash
-	 * between the provider call and our commit. */
+	 * between the provider call and our commit.  An update answered 404 is
+	 * repeated as a create by wsync_invoke: the old link goes. */
 	base_request(&req, j, v, own ? WSYNC_OP_UPDATE : WSYNC_OP_CREATE);
-	st = call_op(inst, call, op, &req);
-	if (st == WSYNC_E_NOT_FOUND && own) {
-		/* The linked object vanished on the provider: create it again. */
-		wsync_info("%s %s %s: linked object gone on the provider, creating it again",
-		           j->entry.provider, j->entry.entity_type, j->entry.entity_id);
-		if (workout)
-			req.workout_provider_id = NULL;
-		else
-			req.scheduled_provider_id = NULL;
-		req.operation = WSYNC_OP_CREATE;
+	st = wsync_invoke(inst, call, workout ? WSYNC_INVOKE_SYNC_WORKOUT
+	                  : WSYNC_INVOKE_SYNC_SCHEDULED_WORKOUT, &req, &recreated);
+	if (recreated)
 		j->res.link = LINK_DROP;
-		st = call_op(inst, call, op, &req);
-	}
 	if (st == WSYNC_OK && call->provider_id) {
 		j->res.relinked = j->res.link == LINK_DROP && workout;
 		j->res.link = LINK_SET;
@@ -247,11 +217,6 @@ void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
 		run_sync(inst, &call, j, &v);
 	if (j->res.status == WSYNC_E_AUTH)
 		needs_reconnect(j);
-	if (j->res.status != WSYNC_OK && j->res.status != WSYNC_NOT_APPLICABLE &&
-	    !j->res.message[0])
-		snprintf(j->res.message, sizeof j->res.message,
-		         "plugin %s returned status %d without a message", inst->desc->name,
-		         j->res.status);
 	j->res.refreshed = call.refreshed;
 	/* The message goes to the log and the queue row: no secret in it. */
 	wsync_call_redact(&call, j->res.message);

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -118,6 +119,9 @@ static int32_t host_set_error(wsync_call *call, int32_t status, int64_t retry_af
 	vsnprintf(call->message, sizeof call->message, fmt, ap);
 	va_end(ap);
 	redact(call->inst, call, call->message);
+	/* One line of valid UTF-8 whatever the plugin put in (a provider's
+	 * body, say): it goes into a text column and the log. */
+	wsync_clean_message(call->message, sizeof call->message);
 	return status;
 }
 
@@ -318,7 +322,7 @@ static int32_t host_http(wsync_call *call, const wsync_http_request *req,
 	return st;
 }
 
-static const wsync_host services = {
+static wsync_host services = {
 	.struct_size = sizeof(wsync_host),
 	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
 	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
@@ -335,8 +339,16 @@ static const wsync_host services = {
 	.free_string = host_free_string,
 };
 
+static pthread_once_t services_once = PTHREAD_ONCE_INIT;
+
+static void services_fill(void)
+{
+	wsync_host_helpers(&services);
+}
+
 const wsync_host *wsync_host_services(void)
 {
+	pthread_once(&services_once, services_fill);
 	return &services;
 }
 
@@ -363,4 +375,5 @@ void wsync_call_clean(wsync_call *call)
 		current_call = NULL;
 	free(call->provider_id);
 	call->provider_id = NULL;
+	wsync_call_free_owned(call);
 }

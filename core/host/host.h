@@ -38,6 +38,9 @@ struct wsync_call {
 	int64_t retry_after_s;
 	char message[1024];
 	char *provider_id;             /* malloc'ed; set_provider_id */
+	/* what the ABI 1.1 helpers hand the plugin (host/helpers.c): freed by
+	 * wsync_call_clean */
+	struct wsync_call_owned *owned;
 };
 
 /* The table handed to every plugin's init(). */
@@ -49,6 +52,14 @@ const wsync_host *wsync_host_services(void);
 void wsync_call_init(wsync_call *call, wsync_plugin_instance *inst);
 void wsync_call_reset_outcome(wsync_call *call);
 void wsync_call_clean(wsync_call *call);
+
+/* The ABI 1.1 helper services (host/helpers.c), filled into `h`. */
+void wsync_host_helpers(wsync_host *h);
+/* Free what the helpers handed out on this call (wsync_call_clean). */
+void wsync_call_free_owned(wsync_call *call);
+/* Make `s` one line of valid UTF-8 in place (control bytes become spaces,
+ * invalid bytes '?'): what every recorded message goes through. */
+void wsync_clean_message(char *s, size_t size);
 
 /* Mask the call's access and refresh tokens, the instance's client secret
  * and anything shaped like a credential in s, in place (wsync_redact).

@@ -78,9 +78,10 @@ static void missing_entry(void *h, const char *path, char *err, size_t errlen)
 		snprintf(sym, sizeof sym, "wsync_plugin_v%d", v);
 		if (dlsym(h, sym)) {
 			snprintf(err, errlen, "%s: exports %s but not wsync_plugin_v%d: built "
-			         "for plugin ABI %d, this wsyncd speaks ABI %d; rebuild it "
-			         "against wsync-plugin %d.x", path, sym, WSYNC_PLUGIN_ABI_MAJOR,
-			         v, WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MAJOR);
+			         "for plugin ABI %d, this wsyncd speaks ABI %d.%d; rebuild it "
+			         "against wsync-plugin %d.%d", path, sym, WSYNC_PLUGIN_ABI_MAJOR,
+			         v, WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MINOR,
+			         WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MINOR);
 			return;
 		}
 	}
@@ -97,9 +98,10 @@ static int check_descriptor(const wsync_plugin *d, const char *path, char *err,
 		snprintf(err, errlen, "%s: bad magic 0x%08x (expected 0x%08x): not a "
 		         "wsync plugin descriptor", path, d->magic, WSYNC_PLUGIN_MAGIC);
 	} else if (d->abi_major != WSYNC_PLUGIN_ABI_MAJOR) {
-		snprintf(err, errlen, "%s: built for plugin ABI %u, this wsyncd speaks "
-		         "ABI %d; rebuild it against wsync-plugin %d.x", path,
-		         d->abi_major, WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MAJOR);
+		snprintf(err, errlen, "%s: built for plugin ABI %u.%u, this wsyncd speaks "
+		         "ABI %d.%d; rebuild it against wsync-plugin %d.%d", path,
+		         d->abi_major, d->abi_minor, WSYNC_PLUGIN_ABI_MAJOR,
+		         WSYNC_PLUGIN_ABI_MINOR, WSYNC_PLUGIN_ABI_MAJOR, WSYNC_PLUGIN_ABI_MINOR);
 	} else if (d->struct_size < MIN_DESC_SIZE) {
 		snprintf(err, errlen, "%s: descriptor is %u bytes, ABI %d needs at least "
 		         "%zu", path, d->struct_size, WSYNC_PLUGIN_ABI_MAJOR, MIN_DESC_SIZE);
@@ -414,4 +416,9 @@ const char *wsync_instance_config_string(const wsync_plugin_instance *in,
 	if (e)
 		return e->secret ? e->secret : e->value;
 	return k ? k->default_value : NULL;
+}
+
+const wsync_host *wsync_instance_host(const wsync_plugin_instance *inst)
+{
+	return inst && inst->registry ? inst->registry->host : NULL;
 }

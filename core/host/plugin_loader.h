@@ -60,6 +60,10 @@ size_t wsync_registry_failures(const wsync_registry *r);
 const char *wsync_instance_config_string(const wsync_plugin_instance *inst,
                                          const char *section, const char *key);
 
+/* The host services table the instance's init() got (the test host's own
+ * wrapped table in the SDK): what every operation finds in req->host. */
+const wsync_host *wsync_instance_host(const wsync_plugin_instance *inst);
+
 /* Inspect one plugin file without instantiating it: fills *desc or writes
  * the refusal into err.  Returns 0 when the file is acceptable. */
 int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,

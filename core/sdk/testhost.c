@@ -13,6 +13,7 @@
 #include "host/classify.h"
 #include "common/config.h"
 #include "host/host.h"
+#include "host/invoke.h"
 #include "host/http.h"
 #include "common/log.h"
 #include "host/oauth.h"
@@ -776,48 +777,39 @@ int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
                                       const char *external_key)
 {
 	static const wsync_testhost_request none;
-	static const char *const op_names[] = {"sync_workout", "sync_scheduled_workout",
-	                                       "delete_workout", "delete_scheduled_workout"};
 	wsync_plugin_instance *inst;
-	const wsync_plugin *d;
-	wsync_operation_fn fn;
 	wsync_call *call;
 	wsync_request req;
 	const char *own, *user;
 	char queue_id[37];
 	int is_delete = op == WSYNC_TESTHOST_DELETE_WORKOUT ||
 	                op == WSYNC_TESTHOST_DELETE_SCHEDULED_WORKOUT;
-	int serial;
+	int recreated;
 	int32_t st;
 
 	if (!th)
 		return WSYNC_E_UNEXPECTED;
 	result_reset(th);
 	inst = th->inst;
-	d = inst->desc;
 	if (!in)
 		in = &none;
 	switch (op) {
 	case WSYNC_TESTHOST_SYNC_WORKOUT:
-		fn = d->sync_workout;
 		own = in->workout_provider_id;
 		if (!in->workout || !in->workout->structure)
 			return not_called(th, WSYNC_E_UNEXPECTED, "testhost: sync_workout needs a "
 			                  "workout made with wsync_testhost_workout()");
 		break;
 	case WSYNC_TESTHOST_SYNC_SCHEDULED_WORKOUT:
-		fn = d->sync_scheduled_workout;
 		own = in->scheduled_provider_id;
 		if (!in->scheduled || !in->workout || !in->workout->structure)
 			return not_called(th, WSYNC_E_UNEXPECTED, "testhost: sync_scheduled_workout "
 			                  "needs a scheduled workout and its workout");
 		break;
 	case WSYNC_TESTHOST_DELETE_WORKOUT:
-		fn = d->delete_workout;
 		own = in->workout_provider_id;
 		break;
 	case WSYNC_TESTHOST_DELETE_SCHEDULED_WORKOUT:
-		fn = d->delete_scheduled_workout;
 		own = in->scheduled_provider_id;
 		break;
 	default:
@@ -867,24 +859,15 @@ int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
 	call->http = th->http;
 	call->user_id = user;
 	call->token = &th->token;
-	wsync_call_reset_outcome(call);
-	serial = (d->flags & WSYNC_PLUGIN_SERIAL) != 0;
-	if (serial)
-		pthread_mutex_lock(&inst->serial_lock);
-	st = fn(inst->state, call, &req);
-	if (serial)
-		pthread_mutex_unlock(&inst->serial_lock);
-	/* The returned status wins; the recorded message explains it. */
-	call->status = st;
+	/* The daemon's own path: lock, crash handler, outcome, 404 rules. */
+	st = wsync_invoke(inst, call, op, &req, &recreated);
 
 	th->result.status = st;
 	th->result.called = 1;
 	th->result.operation = req.operation;
+	th->result.recreated = recreated;
 	th->result.error_type = wsync_error_type(st);
 	th->result.retry_after_s = call->retry_after_s;
-	if (st != WSYNC_OK && st != WSYNC_NOT_APPLICABLE && !call->message[0])
-		snprintf(call->message, sizeof call->message, "plugin %s returned status %d "
-		         "without a message (%s)", d->name, st, op_names[op]);
 	th->result_message = xstrdup(call->message);
 	th->result.message = th->result_message;
 	th->result_provider_id = xstrdup(call->provider_id);

@@ -212,6 +212,9 @@ typedef struct wsync_instance wsync_instance; /* one configured instance;
                                                   valid from init to destroy */
 typedef struct wsync_call wsync_call;         /* one operation call; valid
                                                   until the operation returns */
+typedef struct wsync_json wsync_json;         /* a JSON writer (ABI 1.1);
+                                                  owned by its call */
+struct wsync_host;
 
 /* ---------------------------------------------------------------------------
  * Declarative configuration schema.  The host parses the INI file and
@@ -322,6 +325,13 @@ typedef struct wsync_request {
 	const char *external_key;          /* stable key of the entity across
 	                                      attempts and entries: the workout's
 	                                      or scheduled workout's id (a UUID) */
+	/* ABI 1.1: the host, reachable from every operation.  A plugin that
+	 * needs nothing but host services keeps no state and has no init():
+	 * `req->host->http(call, ...)`, `req->host->log(req->instance, ...)`.
+	 * The instance's state (what init() stored) is the operation's first
+	 * argument.  Both pointers stay valid until destroy(). */
+	const struct wsync_host *host;     /* the table init() got */
+	const wsync_instance *instance;    /* the instance this call is for */
 } wsync_request;
 
 /* ---------------------------------------------------------------------------
@@ -413,6 +423,56 @@ typedef struct wsync_host {
 	 * NUL-terminated string the caller frees with free_string. */
 	char *(*base64_encode)(const void *data, size_t len);
 	void (*free_string)(char *s);
+
+	/* ABI 1.1 ---------------------------------------------------------
+	 * Test for these with WSYNC_HAS(host, json_begin) (a 1.0 host has
+	 * none).  Everything below that returns a pointer returns memory the
+	 * CALL owns: valid until the operation returns, never freed by the
+	 * plugin.  None of them fails on valid input; out of memory ends the
+	 * operation with WSYNC_E_UNEXPECTED recorded on the call. */
+
+	/* JSON body writer (RFC 8259).  json_begin opens the top-level object;
+	 * each value call adds one member `key` (inside an array the key is
+	 * ignored: pass NULL).  Strings are escaped (quote, backslash, control
+	 * characters; invalid UTF-8 becomes U+FFFD); a NULL string is `null`;
+	 * a number that is not finite is `null`.  json_open starts a nested
+	 * object (array = 0) or array (array = 1), json_close ends the
+	 * innermost one.  json_end closes whatever is still open and returns
+	 * the text (its length in *len when len is not NULL). */
+	wsync_json *(*json_begin)(wsync_call *call);
+	void (*json_string)(wsync_json *j, const char *key, const char *value);
+	void (*json_int)(wsync_json *j, const char *key, int64_t value);
+	void (*json_number)(wsync_json *j, const char *key, double value);
+	void (*json_bool)(wsync_json *j, const char *key, int32_t value);
+	void (*json_open)(wsync_json *j, const char *key, int32_t array);
+	void (*json_close)(wsync_json *j);
+	const char *(*json_end)(wsync_json *j, size_t *len);
+
+	/* Read one member of a JSON text (typically resp.body): `path` is
+	 * dot-separated member names and array indexes ("id", "data.0.id").
+	 * A string member is returned as its text, a number as its decimal
+	 * text as written ("77", "12.5": never the empty string that json-c's
+	 * json_object_get_string_len gives a number), true/false as "true"
+	 * and "false".  NULL when the text is not JSON, the member is absent,
+	 * null, an object or an array.  json_length gives the number of
+	 * elements of the array (or members of the object) at `path` ("" is
+	 * the whole text), -1 when there is none. */
+	const char *(*json_get)(wsync_call *call, const char *json, size_t len,
+	                        const char *path);
+	int64_t (*json_length)(wsync_call *call, const char *json, size_t len,
+	                       const char *path);
+
+	/* `s` percent-encoded for use as ONE path segment: every byte but the
+	 * RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~) becomes %XX, so an id
+	 * from a provider's answer can never add "/", "?", "#" or "..". */
+	const char *(*path_segment)(wsync_call *call, const char *s);
+
+	/* At most `max` bytes of `text` (len bytes, may contain NULs) as one
+	 * line of valid UTF-8 -- what belongs in a message: control bytes
+	 * become spaces, invalid bytes '?', no character is cut in half.
+	 * set_error() applies the same cleaning to every message. */
+	const char *(*excerpt)(wsync_call *call, const char *text, size_t len,
+	                       size_t max);
 } wsync_host;
 
 /* ---------------------------------------------------------------------------
@@ -462,6 +522,29 @@ typedef struct wsync_plugin {
 typedef const wsync_plugin *(*wsync_plugin_entry_v1)(void);
 WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void);
 
+/*
+ * WSYNC_PLUGIN_DESCRIPTOR(...) -- the descriptor and the entry point in one
+ * line, as PostgreSQL's PG_MODULE_MAGIC: the four frozen members (magic,
+ * abi_major, abi_minor, struct_size) are filled from the headers the plugin
+ * is compiled against; the arguments are the other members, designated:
+ *
+ *   WSYNC_PLUGIN_DESCRIPTOR(.name = "acme", .version = "1.0.0",
+ *                           .sync_workout = sync_workout, ...)
+ *
+ * Use it once, at file scope.  It defines wsync_plugin_v1().
+ */
+#define WSYNC_PLUGIN_DESCRIPTOR(...)                                            \
+	static const wsync_plugin wsync_plugin_descriptor_ = {                  \
+		.magic = WSYNC_PLUGIN_MAGIC,                                    \
+		.abi_major = WSYNC_PLUGIN_ABI_MAJOR,                            \
+		.abi_minor = WSYNC_PLUGIN_ABI_MINOR,                            \
+		.struct_size = sizeof(wsync_plugin),                            \
+		__VA_ARGS__};                                                   \
+	WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)                  \
+	{                                                                       \
+		return &wsync_plugin_descriptor_;                               \
+	}
+
 /* ---------------------------------------------------------------------------
  * Layout pins (x86-64 / aarch64 LP64).  A failing assert means the ABI moved:
  * that needs a new major, not a quiet rebuild.
@@ -481,13 +564,15 @@ _Static_assert(sizeof(wsync_workout_entity) == 72, "ABI v1 layout");
 _Static_assert(sizeof(wsync_scheduled_entity) == 48, "ABI v1 layout");
 _Static_assert(offsetof(wsync_request, now) == 80, "ABI v1 layout");
 _Static_assert(offsetof(wsync_request, reconcile) == 88, "ABI v1.1 layout");
-_Static_assert(sizeof(wsync_request) == 104, "ABI v1.1 layout");
+_Static_assert(offsetof(wsync_request, host) == 104, "ABI v1.1 layout");
+_Static_assert(sizeof(wsync_request) == 120, "ABI v1.1 layout");
 _Static_assert(sizeof(wsync_http_header) == 16, "ABI v1 layout");
 _Static_assert(sizeof(wsync_http_request) == 64, "ABI v1 layout");
 _Static_assert(sizeof(wsync_http_response) == 32, "ABI v1 layout");
 _Static_assert(offsetof(wsync_host, log) == 16, "ABI v1 layout");
 _Static_assert(offsetof(wsync_host, free_string) == 88, "ABI v1 layout");
-_Static_assert(sizeof(wsync_host) == 96, "ABI v1 layout");
+_Static_assert(offsetof(wsync_host, json_begin) == 96, "ABI v1.1 layout");
+_Static_assert(sizeof(wsync_host) == 192, "ABI v1.1 layout");
 #endif
 
 #ifdef __cplusplus

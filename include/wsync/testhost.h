@@ -252,11 +252,14 @@ typedef struct wsync_testhost_request {
  * entity is a mistake in the test: WSYNC_E_UNEXPECTED, called = 0, and a
  * message starting with "testhost:".
  *
- * What the engine does with the status afterwards is NOT applied here (see
- * docs/plugin-guide.md): WSYNC_E_NOT_FOUND from a delete counts as success;
- * from an update, the link is dropped and the operation repeated as a
- * create; a scheduled workout's workout is synced first when it has no
- * link; the provider id is stored only on WSYNC_OK.
+ * The call goes through the daemon's own code (core/host/invoke.c), so the
+ * outcome is classified exactly as wsyncd classifies it: WSYNC_E_NOT_FOUND
+ * from a delete is WSYNC_OK (already gone); from an update, the operation
+ * is called again at once as a create without the link (result.recreated
+ * = 1, result.operation = WSYNC_OP_CREATE); from a create it stands
+ * (provider_error).  Not applied here: a scheduled workout's workout is
+ * not synced first when it has no link (call sync_workout yourself), and
+ * nothing is stored.
  */
 int32_t wsync_testhost_call(wsync_testhost *th, int32_t op,
                             const wsync_testhost_request *in);
@@ -288,8 +291,10 @@ int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
 typedef struct wsync_testhost_outcome {
 	int32_t status;          /* what the operation returned */
 	int32_t called;          /* 1: the plugin's operation ran */
-	int32_t operation;       /* the WSYNC_OP_* the plugin got */
-	int32_t reserved0;
+	int32_t operation;       /* the WSYNC_OP_* the plugin got (last) */
+	int32_t recreated;       /* 1: an update answered WSYNC_E_NOT_FOUND
+	                            was called again as a create, as wsyncd
+	                            does (the old link is dropped) */
 	const char *error_type;  /* the queue's error_type for status alone
 	                            ("provider_error", "rate_limit", ...), NULL
 	                            for WSYNC_OK and WSYNC_NOT_APPLICABLE */

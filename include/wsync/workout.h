@@ -122,6 +122,82 @@ static inline uint32_t wsync_step_next(const wsync_workout *w, uint32_t i)
 	return i + 1 + (s->kind == WSYNC_STEP_REPEAT ? s->child_count : 0);
 }
 
+/*
+ * Iterate the steps the athlete performs, repeats expanded, in order:
+ *
+ *   wsync_step_iter it;
+ *   const wsync_step *s;
+ *   wsync_step_iter_init(&it, w);
+ *   while ((s = wsync_step_iter_next(&it)))
+ *       ... it.repeat is the enclosing repeat entry or NULL, it.pass its
+ *       pass (1-based), it.index the position among expanded steps ...
+ *
+ * Yields exactly w->expanded_steps steps.  Plain data, no allocation
+ * (ABI 1.1 helper; a static inline, so it needs no host).
+ */
+typedef struct wsync_step_iter {
+	const wsync_workout *w;
+	const wsync_step *repeat; /* the repeat the last step belongs to, or NULL */
+	uint32_t pass;            /* 1-based pass of that repeat; 0 outside one */
+	uint32_t index;           /* 0-based position of the last step yielded */
+	uint32_t next;            /* array index of the next entry to look at */
+	uint32_t rep_at;          /* array index of the current repeat entry */
+	uint32_t yielded;         /* steps yielded so far */
+	uint32_t reserved0;
+} wsync_step_iter;
+
+static inline void wsync_step_iter_init(wsync_step_iter *it, const wsync_workout *w)
+{
+	it->w = w;
+	it->repeat = NULL;
+	it->pass = 0;
+	it->index = 0;
+	it->next = 0;
+	it->rep_at = 0;
+	it->yielded = 0;
+	it->reserved0 = 0;
+}
+
+static inline const wsync_step *wsync_step_iter_next(wsync_step_iter *it)
+{
+	const wsync_workout *w = it->w;
+	const wsync_step *s;
+	while (w) {
+		if (it->repeat && it->next > it->rep_at + it->repeat->child_count) {
+			/* past the repeat's last child: another pass, or leave it */
+			if (it->pass < it->repeat->repeat_count) {
+				it->pass++;
+				it->next = it->rep_at + 1;
+			} else {
+				it->repeat = NULL;
+				it->pass = 0;
+			}
+			continue;
+		}
+		if (it->next >= w->n_steps)
+			break;
+		s = wsync_workout_step(w, it->next);
+		if (s->kind == WSYNC_STEP_REPEAT) {
+			if (s->child_count == 0 || s->repeat_count == 0) {
+				it->next = wsync_step_next(w, it->next);
+				continue;
+			}
+			it->repeat = s;
+			it->rep_at = it->next++;
+			it->pass = 1;
+			continue;
+		}
+		it->next++;
+		it->index = it->yielded++;
+		return s;
+	}
+	return NULL;
+}
+
+#if defined(__LP64__) && !defined(__cplusplus) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(wsync_step_iter) == 40, "ABI v1.1 layout");
+#endif
+
 /* Steps the athlete performs: repeats expanded. */
 static inline uint32_t wsync_workout_expanded_steps(const wsync_workout *w)
 {

@@ -11,7 +11,8 @@
 #   - unsanitized builds only: a test program built against the installed
 #     test host runs the example.
 # Out-of-tree builds use the system cc without sanitizers.
-# usage: sdk_install.sh BUILD_ROOT SOURCE_ROOT WSYNCD VERSION B_SANITIZE
+# usage: sdk_install.sh BUILD_ROOT SOURCE_ROOT WSYNCD ABI_VERSION B_SANITIZE
+#   ABI_VERSION  major.minor of include/wsync/plugin.h: wsync-plugin's version
 set -eu
 build=$1 src=$2 wsyncd=$3 version=$4 sanitize=$5
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wsync-sdk-install.XXXXXX")
@@ -49,7 +50,7 @@ PKG_CONFIG_PATH="$tmp/pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export PKG_CONFIG_PATH
 
 # 2. What pkg-config says.
-expect_eq "wsync-plugin version" "$(pkg-config --modversion wsync-plugin)" "$version"
+expect_eq "wsync-plugin version (the plugin ABI)" "$(pkg-config --modversion wsync-plugin)" "$version"
 expect_eq "wsync-plugin cflags" "$(pkg-config --cflags wsync-plugin | sed 's/ *$//')" "-I$root/include"
 expect_eq "wsync-plugin libs (plugins link nothing of ours)" \
 	"$(pkg-config --libs wsync-plugin | sed 's/ *$//')" ""

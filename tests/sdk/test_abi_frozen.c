@@ -133,10 +133,10 @@ static void frozen_works(const char *so)
 	r = wsync_testhost_result(th);
 	CHECK_INT(r->retry_after_s, 42);
 	CHECK_STR(r->message, "frozen: slow down (p1, attempt 2)");
+	/* NOT_FOUND from a delete is success, as wsyncd counts it */
 	CHECK_INT(wsync_testhost_call(th, WSYNC_TESTHOST_DELETE_SCHEDULED_WORKOUT,
-	          &(wsync_testhost_request){.scheduled_provider_id = "p2"}), WSYNC_E_NOT_FOUND);
-	CHECK_HAS(wsync_testhost_result(th)->message,
-	          "plugin frozen_v1 returned status 2 without a message");
+	          &(wsync_testhost_request){.scheduled_provider_id = "p2"}), WSYNC_OK);
+	CHECK_INT(wsync_testhost_result(th)->called, 1);
 	wsync_testhost_free(th);
 	mock_stop(m);
 
@@ -163,8 +163,10 @@ static void newer_refused(const char *next_minor, const char *fixture_dir)
 	snprintf(path, sizeof path, "%s/abi2.so", fixture_dir);
 	so = sdk_stage_plugin(path, "abi2");
 	CHECK(wsync_testhost_load(so, NULL, err, sizeof err) == NULL);
-	CHECK_HAS(err, "abi2.so: built for plugin ABI 2, this wsyncd speaks ABI 1; rebuild it "
-	          "against wsync-plugin 1.x");
+	snprintf(expect, sizeof expect, "abi2.so: built for plugin ABI 2.%d, this wsyncd "
+	         "speaks ABI 1.%d; rebuild it against wsync-plugin 1.%d",
+	         WSYNC_PLUGIN_ABI_MINOR, WSYNC_PLUGIN_ABI_MINOR, WSYNC_PLUGIN_ABI_MINOR);
+	CHECK_HAS(err, expect);
 
 	snprintf(path, sizeof path, "%s/entry_v2.so", fixture_dir);
 	so = sdk_stage_plugin(path, "entry_v2");

@@ -6,7 +6,7 @@
 #include "host/http/internal.h"
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+size_t wsync_utf8_len(const unsigned char *p, size_t n)
 {
 	unsigned char b = p[0];
 	size_t len, i;
@@ -45,12 +45,16 @@ void wsync_http_body_excerpt(const char *body, size_t len, size_t max,
                              char *out, size_t outlen)
 {
 	const unsigned char *p = (const unsigned char *)body;
-	size_t o = 0, i = 0;
+	size_t o = 0, i = 0, full = len;
 
 	if (len > max)
 		len = max;
 	while (i < len && o + 5 < outlen) {
-		size_t n = utf8_len(p + i, len - i);
+		/* Judge a character on the whole text, so that one cut by `max`
+		 * is left out rather than shown as '?'. */
+		size_t n = wsync_utf8_len(p + i, full - i);
+		if (n > 1 && i + n > len)
+			break;
 		if (n == 0) {
 			out[o++] = '?';
 			i++;
