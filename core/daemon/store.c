@@ -157,21 +157,21 @@ static int exec_count(PGconn *db, const char *sql, int n, const char *const *p)
  */
 static const char CLAIM_SQL[] =
 	/* The first due rows in queue order, read along the claim index
-	 * whatever the statistics say (a queue's are always stale): the
-	 * conditions below run on these few only.  $6 leaves room for rows
-	 * they reject (blocked behind another entry, held by this process). */
+	 * whatever the statistics say (a queue's are always stale), with the
+	 * columns the conditions need: those run on these few rows only, and
+	 * only the rows they keep are fetched again to be locked.  $6 leaves
+	 * room for rows they reject. */
 	"WITH cand AS MATERIALIZED ("
-	"  SELECT q.id FROM workout_sync_queue q"
+	"  SELECT q.id, q.user_id, q.entity_type, q.entity_id, q.operation, q.provider,"
+	"    q.seq, q.next_retry_at FROM workout_sync_queue q"
 	"  WHERE q.processed_at IS NULL AND q.next_retry_at <= now()"
 	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
 	"    AND q.provider = ANY($2::text[])"
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $6),"
-	" c AS MATERIALIZED ("
-	"  SELECT q.id FROM cand JOIN workout_sync_queue q ON q.id = cand.id"
-	"  WHERE q.processed_at IS NULL AND q.next_retry_at <= now()"
-	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
-	"    AND q.id <> ALL($5::uuid[])"
+	" pick AS MATERIALIZED ("
+	"  SELECT q.id, q.next_retry_at, q.seq FROM cand q"
+	"  WHERE q.id <> ALL($5::uuid[])"
 	"    AND NOT EXISTS (SELECT 1 FROM workout_sync_queue o"
 	"        WHERE o.entity_type = q.entity_type AND o.entity_id = q.entity_id"
 	"          AND o.provider = q.provider AND o.processed_at IS NULL"
@@ -198,9 +198,16 @@ static const char CLAIM_SQL[] =
 	"          AND o.entity_type = 'workout_scheduled' AND o.operation = 'delete'"
 	"          AND o.processed_at IS NULL))"
 	"  ORDER BY q.next_retry_at, q.seq"
-	"  LIMIT $3"
+	"  LIMIT $3),"
+	/* Locked, and checked again: another node may have taken or finished a
+	 * row since cand read it. */
+	" c AS MATERIALIZED ("
+	"  SELECT q.id FROM pick JOIN workout_sync_queue q ON q.id = pick.id"
+	"  WHERE q.processed_at IS NULL"
+	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
+	"  ORDER BY pick.next_retry_at, pick.seq"
 	"  FOR NO KEY UPDATE OF q SKIP LOCKED),"
-	" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
+" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
 	"   locked_until = now() + make_interval(secs => $4::int),"
 	"   lease_token = nextval('workout_sync_lease_seq'), updated_at = now()"
 	" FROM c WHERE q.id = c.id"
@@ -358,7 +365,9 @@ int wsync_store_claim(PGconn *db, const char *worker, const char *const *provide
 		n_held += *p == ',';
 	snprintf(lim, sizeof lim, "%d", limit);
 	snprintf(lease, sizeof lease, "%d", lease_seconds);
-	snprintf(window, sizeof window, "%zu", (size_t)limit * 2 + n_held + 64);
+	/* Held rows are leased (cand skips them) unless a lease ran out in an
+	 * outage; rows blocked behind another entry are rare. */
+	snprintf(window, sizeof window, "%zu", (size_t)limit + n_held / 4 + 32);
 	r = PQexecParams(db, CLAIM_SQL, 6, NULL, params, NULL, NULL, 0);
 	free(arr);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
