@@ -70,34 +70,17 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
-void garmin_excerpt(const char *body, size_t len, size_t max, char *out, size_t outlen)
+int garmin_utf8_text(const char *s, size_t max)
 {
-	const unsigned char *p = (const unsigned char *)(body ? body : "");
-	size_t o = 0, i = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, len = strlen(s), n;
 
-	if (!outlen)
-		return;
-	if (!body)
-		len = 0;
 	if (len > max)
-		len = max;
-	while (i < len && o + 5 < outlen) {
-		size_t n = utf8_len(p + i, len - i);
-		if (n == 0) {
-			out[o++] = '?';
-			i++;
-		} else if (n == 1) {
-			out[o++] = (p[i] < 0x20 || p[i] == 0x7F) ? ' ' : (char)p[i];
-			i++;
-		} else {
-			memcpy(out + o, p + i, n);
-			o += n;
-			i += n;
-		}
-	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
+		return 0;
+	for (; i < len; i += n)
+		if ((n = utf8_len(p + i, len - i)) == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7F)))
+			return 0;
+	return 1;
 }
 
 /* --------------------------------------------------------------- numbers */
@@ -574,90 +557,4 @@ oom:
 	json_object_put(seg);
 	json_object_put(steps);
 	return NULL;
-}
-
-/* -------------------------------------------------------------- answers */
-
-int garmin_json_id(json_object *v, int64_t *out)
-{
-	const char *s;
-	char *end;
-	long long x;
-
-	if (!v)
-		return -1;
-	if (json_object_is_type(v, json_type_int)) {
-		x = (long long)json_object_get_int64(v);
-	} else if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-		if (!(d >= 1 && d < 9e15) || d != (double)(long long)d)
-			return -1;
-		x = (long long)d;
-	} else if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
-		while (*s == ' ')
-			s++;
-		if (!isdigit((unsigned char)*s))
-			return -1;
-		x = strtoll(s, &end, 10);
-		while (*end == ' ')
-			end++;
-		if (*end || x == LLONG_MAX)
-			return -1;
-	} else {
-		return -1;
-	}
-	if (x < 1)
-		return -1;
-	*out = (int64_t)x;
-	return 0;
-}
-
-json_object *garmin_parse_json(const char *body, size_t len)
-{
-	json_tokener *tok;
-	json_object *o;
-	size_t end;
-
-	if (!body || !len || len > INT_MAX - 1)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	/* The host's copy is NUL-terminated: parsing the NUL too ends a bare
-	 * number at the end of the body. */
-	o = json_tokener_parse_ex(tok, body, (int)len + (body[len] == '\0'));
-	if (json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	for (; o && end < len; end++)
-		if (!isspace((unsigned char)body[end])) {
-			json_object_put(o); /* trailing garbage: not JSON */
-			o = NULL;
-		}
-	return o;
-}
-
-int garmin_schedule_id(const char *body, size_t len, int64_t *out)
-{
-	static const char *const keys[] = {"workoutScheduleId", "scheduleId", "id"};
-	json_object *o = garmin_parse_json(body, len);
-	int rc = -1;
-
-	if (!o)
-		return -1;
-	if (json_object_is_type(o, json_type_object)) {
-		for (size_t i = 0; rc != 0 && i < sizeof keys / sizeof keys[0]; i++) {
-			json_object *v;
-			if (json_object_object_get_ex(o, keys[i], &v))
-				rc = garmin_json_id(v, out);
-		}
-	} else {
-		rc = garmin_json_id(o, out);
-	}
-	json_object_put(o);
-	return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * wahoo_plan.c -- the structured workout as a Wahoo plan file (JSON format
+ * wahoo_map.c -- the structured workout as a Wahoo plan file (JSON format
  * 1.0.0: a header and nested intervals).  See README.md for the mapping and
  * the choices made where Wahoo has no equivalent (ramps, lap-button steps,
  * zones).
