@@ -254,27 +254,15 @@ uint32_t garmin_step_count(const wsync_workout *w)
 	return w ? w->n_steps : 0;
 }
 
-/* Default zone boundaries, used only to express a zone RANGE (Garmin's
- * targetValue holds one zone): power as % FTP (Coggan / intervals.icu
- * defaults, Z7 capped at 200 %), heart rate as % of max HR (Garmin's
- * defaults). */
-static const double power_zone_pct[8][2] = {
-	{0, 0}, {0, 55}, {56, 75}, {76, 90}, {91, 105}, {106, 120}, {121, 150}, {151, 200},
-};
-static const double hr_zone_pct[6][2] = {
-	{0, 0}, {50, 60}, {60, 70}, {70, 80}, {80, 90}, {90, 100},
-};
-
+/* Zones are the SDK's model (wsync/workout.h, ZONES).  Power zones go as
+ * their % FTP range, so that Z2 is 56-75 % here as on every provider.
+ * Heart rate: Garmin's API takes % of MAX heart rate or the athlete's own
+ * Garmin zone number, never % of threshold HR, so a heart-rate zone goes as
+ * its zone number (the athlete's zones in Garmin Connect; README.md). */
 static int zone_index(double z, int max)
 {
 	int i = (int)(z + 0.5);
 	return i < 1 ? 1 : i > max ? max : i;
-}
-
-/* Heart-rate zone (1..5) for a % of threshold HR (Friel's zones). */
-static int lthr_zone(double pct)
-{
-	return pct < 85 ? 1 : pct < 90 ? 2 : pct < 95 ? 3 : pct < 100 ? 4 : 5;
 }
 
 /* A step's primary target in Garmin terms. */
@@ -307,14 +295,9 @@ static gtarget map_target(const wsync_step *s)
 		t.type = "POWER";
 		zl = zone_index(lo, 7);
 		zh = zone_index(hi, 7);
-		if (zl == zh) {
-			t.zone = zl;
-		} else {
-			t.low = power_zone_pct[zl][0];
-			t.high = power_zone_pct[zh][1];
-			t.value_type = "PERCENT";
-			t.note = 1;
-		}
+		wsync_zone_percent(WSYNC_TARGET_POWER_ZONE, zl, &t.low, &lo);
+		wsync_zone_percent(WSYNC_TARGET_POWER_ZONE, zh, &hi, &t.high);
+		t.value_type = "PERCENT";
 		break;
 	case WSYNC_TARGET_PERCENT_MAX_HR:
 		t.type = "HEART_RATE";
@@ -322,21 +305,15 @@ static gtarget map_target(const wsync_step *s)
 		break;
 	case WSYNC_TARGET_PERCENT_LTHR:
 		t.type = "HEART_RATE";
-		t.zone = lthr_zone((lo + hi) / 2.0);
+		t.zone = wsync_hr_zone_of((lo + hi) / 2.0);
 		t.note = 1;
 		break;
 	case WSYNC_TARGET_HR_ZONE:
 		t.type = "HEART_RATE";
 		zl = zone_index(lo, 5);
 		zh = zone_index(hi, 5);
-		if (zl == zh) {
-			t.zone = zl;
-		} else {
-			t.low = hr_zone_pct[zl][0];
-			t.high = hr_zone_pct[zh][1];
-			t.value_type = "PERCENT";
-			t.note = 1;
-		}
+		t.zone = zl; /* one zone number: a range keeps its top in the text */
+		t.note = zl != zh;
 		break;
 	case WSYNC_TARGET_PACE:
 		if (lo > 0 && hi > 0) {

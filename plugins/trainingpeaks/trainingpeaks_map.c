@@ -49,12 +49,6 @@ static void add_str(json_object *o, const char *key, const char *v)
 
 /* Zone tables used when the workout text names a zone (TrainingPeaks has no
  * zone unit in the Partner structure).  Low/high per zone, in percent. */
-static const double POWER_ZONES[7][2] = { /* % FTP (Coggan) */
-	{40, 55}, {56, 75}, {76, 90}, {91, 105}, {106, 120}, {121, 150}, {151, 200},
-};
-static const double HR_ZONES[5][2] = { /* % threshold HR (Friel) */
-	{65, 84}, {85, 89}, {90, 94}, {95, 99}, {100, 106},
-};
 static const double PACE_ZONES[7][2] = { /* % threshold speed */
 	{60, 77}, {78, 87}, {88, 94}, {95, 100}, {101, 103}, {104, 111}, {112, 130},
 };
@@ -74,6 +68,17 @@ static double zone_edge(const double (*tab)[2], int n, double zone, int hi)
 	if (z > n)
 		z = n;
 	return tab[z - 1][hi];
+}
+
+/* An edge of a power or heart-rate zone in the SDK's model (wsync/workout.h,
+ * ZONES); the zone number is clamped as zone_edge does. */
+static double model_edge(int32_t kind, double zone, int hi)
+{
+	double e[2];
+	int n = kind == WSYNC_TARGET_POWER_ZONE ? 7 : 5, z = (int)lround(zone);
+	z = z < 1 ? 1 : z > n ? n : z;
+	wsync_zone_percent(kind, z, &e[0], &e[1]);
+	return e[hi];
 }
 
 static void fmt_pace(double s_per_km, char *buf, size_t n)
@@ -99,8 +104,8 @@ static void map_target(const wsync_step *s, target *t)
 		break;
 	case WSYNC_TARGET_POWER_ZONE:
 		t->unit = "PercentOfFtp";
-		lo = zone_edge(POWER_ZONES, 7, lo, 0);
-		hi = zone_edge(POWER_ZONES, 7, hi, 1);
+		lo = model_edge(WSYNC_TARGET_POWER_ZONE, lo, 0);
+		hi = model_edge(WSYNC_TARGET_POWER_ZONE, hi, 1);
 		zone = 1;
 		break;
 	case WSYNC_TARGET_PERCENT_MAX_HR:
@@ -113,8 +118,8 @@ static void map_target(const wsync_step *s, target *t)
 		break;
 	case WSYNC_TARGET_HR_ZONE:
 		t->unit = "PercentOfThresholdHr";
-		lo = zone_edge(HR_ZONES, 5, lo, 0);
-		hi = zone_edge(HR_ZONES, 5, hi, 1);
+		lo = model_edge(WSYNC_TARGET_HR_ZONE, lo, 0);
+		hi = model_edge(WSYNC_TARGET_HR_ZONE, hi, 1);
 		suffix = "% LTHR";
 		zone = 1;
 		break;
