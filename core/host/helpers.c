@@ -281,15 +281,21 @@ static json_object *parse(wsync_call *call, const char *json, size_t len)
 		return NULL;
 	if (!(tok = json_tokener_new()))
 		return NULL;
+	size_t end;
 	doc = json_tokener_parse_ex(tok, json, (int)len);
-	if (!doc && json_tokener_get_error(tok) == json_tokener_continue)
-		doc = json_tokener_parse_ex(tok, "", 1); /* a number ends the text */
+	end = json_tokener_get_parse_end(tok);
+	if (!doc && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* a number ends the text: the whole text was its value (the
+		 * parse end is now relative to this one-byte chunk) */
+		doc = json_tokener_parse_ex(tok, "", 1);
+		end = len;
+	}
 	if (json_tokener_get_error(tok) != json_tokener_success) {
 		json_object_put(doc);
 		doc = NULL;
-	} else if (json_tokener_get_parse_end(tok) < len) {
+	} else if (end < len) {
 		/* trailing bytes: only white space may follow the value */
-		for (size_t i = json_tokener_get_parse_end(tok); i < len && doc; i++)
+		for (size_t i = end; i < len && doc; i++)
 			if (!http_is_space((unsigned char)json[i])) {
 				json_object_put(doc);
 				doc = NULL;

@@ -198,6 +198,62 @@ static inline const wsync_step *wsync_step_iter_next(wsync_step_iter *it)
 _Static_assert(sizeof(wsync_step_iter) == 40, "ABI v1.1 layout");
 #endif
 
+/*
+ * ZONES -- the one zone model of every plugin (ABI 1.1 helper), so that the
+ * same workout text ("- 20m Z2", "- 10m Z3 HR") gives the same targets on
+ * every provider.  Source: Andrew Coggan's training levels, as published in
+ * Allen & Coggan, "Training and Racing with a Power Meter" (and TrainingPeaks'
+ * "Coggan" zone presets):
+ *
+ *   power, % of FTP              heart rate, % of threshold (lactate
+ *                                threshold / FTHR) heart rate
+ *   Z1 active recovery   0- 55   Z1 active recovery   0- 68
+ *   Z2 endurance        56- 75   Z2 endurance        69- 83
+ *   Z3 tempo            76- 90   Z3 tempo            84- 94
+ *   Z4 threshold        91-105   Z4 threshold        95-105
+ *   Z5 VO2max          106-120   Z5 VO2max          106-115
+ *   Z6 anaerobic       121-150
+ *   Z7 neuromuscular   151-200
+ *
+ * Coggan leaves the top of the last zone open ("> 150 %", "> 106 %"); the
+ * caps (200 %, 115 %) are wsync's, so that every zone is a range.  A zone
+ * range "Z3-Z4" runs from the low edge of the first to the high edge of the
+ * last.  Pace zones are not part of the model.
+ *
+ * wsync_zone_percent: the range of zone `zone` for WSYNC_TARGET_POWER_ZONE
+ * (% FTP) or WSYNC_TARGET_HR_ZONE (% threshold HR) in *low and *high;
+ * 0 ok, -1 for another kind or a zone that is not a whole number in range.
+ */
+static inline int wsync_zone_percent(int32_t target_kind, double zone, double *low,
+                                     double *high)
+{
+	static const double power[7][2] = {{0, 55}, {56, 75}, {76, 90}, {91, 105},
+	                                    {106, 120}, {121, 150}, {151, 200}};
+	static const double hr[5][2] = {{0, 68}, {69, 83}, {84, 94}, {95, 105}, {106, 115}};
+	const double (*tab)[2] = target_kind == WSYNC_TARGET_POWER_ZONE ? power
+	                       : target_kind == WSYNC_TARGET_HR_ZONE ? hr : NULL;
+	int n = target_kind == WSYNC_TARGET_POWER_ZONE ? 7 : 5;
+	int z = (int)zone;
+	if (!tab || zone != (double)z || z < 1 || z > n)
+		return -1;
+	*low = tab[z - 1][0];
+	*high = tab[z - 1][1];
+	return 0;
+}
+
+/* The zone (1..5) of a % of threshold heart rate in the model above: the
+ * first zone whose high edge it does not pass (for a provider that takes
+ * zone numbers only). */
+static inline int wsync_hr_zone_of(double percent_threshold_hr)
+{
+	double lo, hi;
+	for (int z = 1; z < 5; z++)
+		if (wsync_zone_percent(WSYNC_TARGET_HR_ZONE, z, &lo, &hi) == 0 &&
+		    percent_threshold_hr < hi + 1)
+			return z;
+	return 5;
+}
+
 /* Steps the athlete performs: repeats expanded. */
 static inline uint32_t wsync_workout_expanded_steps(const wsync_workout *w)
 {

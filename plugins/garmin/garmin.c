@@ -48,11 +48,7 @@ static const wsync_config_key keys[] = {
 
 static int valid_utf8_text(const char *s)
 {
-	char out[256];
-	/* garmin_excerpt replaces control characters and invalid bytes: the
-	 * text is clean when it comes back unchanged. */
-	garmin_excerpt(s, strlen(s), sizeof out - 8, out, sizeof out);
-	return strlen(s) < sizeof out - 8 && !strcmp(out, s);
+	return garmin_utf8_text(s, 247);
 }
 
 static int32_t init(const wsync_host *host, const wsync_instance *inst, void **state)
@@ -131,7 +127,7 @@ static int32_t api(garmin *g, wsync_call *call, const char *method, const char *
 		.headers = accept,
 		.n_headers = 1,
 	};
-	char excerpt[300];
+	const char *excerpt;
 	int32_t st;
 
 	memset(resp, 0, sizeof *resp);
@@ -145,7 +141,7 @@ static int32_t api(garmin *g, wsync_call *call, const char *method, const char *
 			"Connect (or reconnect and grant it); syncing resumes after that",
 			method, path);
 	if (st == WSYNC_E_AUTH && resp->http_status == 403) {
-		garmin_excerpt(resp->body, resp->body_len, 200, excerpt, sizeof excerpt);
+		excerpt = g->host->excerpt(call, resp->body, resp->body_len, 200);
 		return g->host->set_error(
 			call, WSYNC_E_AUTH, 0,
 			"HTTP 403 from %s %s: not allowed (the app may lack Training API access, or "
@@ -155,7 +151,8 @@ static int32_t api(garmin *g, wsync_call *call, const char *method, const char *
 	return st;
 }
 
-/* A stored link as a Garmin id; 0 on success. */
+/* A stored link, or a member read with the host's json_get (a number as
+ * its decimal text), as a Garmin id; 0 on success. */
 static int parse_link(const char *link, int64_t *out)
 {
 	long long x;
@@ -169,11 +166,36 @@ static int parse_link(const char *link, int64_t *out)
 	return 0;
 }
 
+/* A member of an object answer (NULL when the answer is not an object). */
+static const char *member(garmin *g, wsync_call *call, const wsync_http_response *resp,
+                          const char *name)
+{
+	if (g->host->json_length(call, resp->body, resp->body_len, "") < 0 ||
+	    g->host->json_get(call, resp->body, resp->body_len, "") != NULL)
+		return NULL; /* not an object or array */
+	return g->host->json_get(call, resp->body, resp->body_len, name);
+}
+
+/* The id in a schedule-create answer, from every shape seen: a bare number
+ * (also quoted), or an object with workoutScheduleId, scheduleId or id.
+ * 0 on success. */
+static int schedule_id(garmin *g, wsync_call *call, const wsync_http_response *resp,
+                       int64_t *out)
+{
+	static const char *const names[] = {"workoutScheduleId", "scheduleId", "id"};
+	const char *bare = g->host->json_get(call, resp->body, resp->body_len, "");
+	if (bare)
+		return parse_link(bare, out);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (parse_link(member(g, call, resp, names[i]), out) == 0)
+			return 0;
+	return -1;
+}
+
 static int32_t no_id(garmin *g, wsync_call *call, const char *method, const char *path,
                      const char *what, const wsync_http_response *resp)
 {
-	char excerpt[300];
-	garmin_excerpt(resp->body, resp->body_len, 200, excerpt, sizeof excerpt);
+	const char *excerpt = g->host->excerpt(call, resp->body, resp->body_len, 200);
 	return g->host->set_error(call, WSYNC_E_PROVIDER, 0,
 	                          "Garmin's answer without %s (HTTP %d from %s %s): %s", what,
 	                          resp->http_status, method, path,
@@ -204,10 +226,9 @@ static void set_id(garmin *g, wsync_call *call, int64_t id)
 static int32_t create_workout(garmin *g, wsync_call *call, const wsync_workout_entity *w)
 {
 	wsync_http_response resp;
-	json_object *body = garmin_workout_json(&g->cfg, w, 0, 0), *ans, *v;
+	json_object *body = garmin_workout_json(&g->cfg, w, 0, 0);
 	int64_t id = 0;
 	int32_t st;
-	int ok;
 
 	if (!body)
 		return g->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
@@ -215,11 +236,7 @@ static int32_t create_workout(garmin *g, wsync_call *call, const wsync_workout_e
 	json_object_put(body);
 	if (st != WSYNC_OK)
 		return st;
-	ans = garmin_parse_json(resp.body, resp.body_len);
-	ok = ans && json_object_is_type(ans, json_type_object) &&
-	     json_object_object_get_ex(ans, "workoutId", &v) && garmin_json_id(v, &id) == 0;
-	json_object_put(ans);
-	if (!ok)
+	if (parse_link(member(g, call, &resp, "workoutId"), &id) < 0)
 		return no_id(g, call, "POST", PATH_WORKOUT_CREATE, "workoutId", &resp);
 	set_id(g, call, id);
 	return WSYNC_OK;
@@ -229,11 +246,10 @@ static int32_t update_workout(garmin *g, wsync_call *call, const wsync_workout_e
                               const char *link)
 {
 	wsync_http_response resp;
-	json_object *body, *ans, *v;
+	json_object *body;
 	char path[96];
 	int64_t id, owner = 0;
 	int32_t st;
-	int ok;
 
 	if (parse_link(link, &id) < 0)
 		return g->host->set_error(call, WSYNC_E_NOT_FOUND, 0,
@@ -244,11 +260,7 @@ static int32_t update_workout(garmin *g, wsync_call *call, const wsync_workout_e
 	st = api(g, call, "GET", path, NULL, &resp);
 	if (st != WSYNC_OK)
 		return st;
-	ans = garmin_parse_json(resp.body, resp.body_len);
-	ok = ans && json_object_is_type(ans, json_type_object) &&
-	     json_object_object_get_ex(ans, "ownerId", &v) && garmin_json_id(v, &owner) == 0;
-	json_object_put(ans);
-	if (!ok)
+	if (parse_link(member(g, call, &resp, "ownerId"), &owner) < 0)
 		return no_id(g, call, "GET", path, "ownerId", &resp);
 	body = garmin_workout_json(&g->cfg, w, id, owner);
 	if (!body)
@@ -329,39 +341,38 @@ static int find_schedule(garmin *g, wsync_call *call, int64_t wid, const char *d
                          int64_t *sid)
 {
 	wsync_http_response resp;
-	json_object *arr;
-	char path[128];
+	char path[128], at[64];
 	int32_t st;
-	size_t i, n, found = 0;
+	int64_t i, n, found = 0;
 
 	snprintf(path, sizeof path, "/training-api/schedule?startDate=%s&endDate=%s", date, date);
 	st = api(g, call, "GET", path, NULL, &resp);
 	if (st != WSYNC_OK && st != WSYNC_E_NOT_FOUND)
 		return -st; /* the host recorded why */
-	arr = st == WSYNC_OK ? garmin_parse_json(resp.body, resp.body_len) : NULL;
-	if (!arr || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(arr);
+	n = st == WSYNC_OK ? g->host->json_length(call, resp.body, resp.body_len, "") : -1;
+	/* the documented answer is an array (JSON that starts with '[') */
+	if (n < 0 || resp.body[strspn(resp.body, " \t\r\n")] != '[')
 		return -no_id(g, call, "GET", path, "the schedule list (not creating blindly: "
 		              "it may exist already)", &resp);
-	}
-	n = json_object_array_length(arr);
 	for (i = 0; i < n; i++) {
-		json_object *o = json_object_array_get_idx(arr, i), *v;
 		int64_t w = 0, id = 0;
-		if (!json_object_is_type(o, json_type_object) ||
-		    !json_object_object_get_ex(o, "workoutId", &v) || garmin_json_id(v, &w) < 0 ||
-		    w != wid || !json_object_object_get_ex(o, "date", &v) ||
-		    !json_object_is_type(v, json_type_string) ||
-		    strncmp(json_object_get_string(v), date, 10) ||
-		    !json_object_object_get_ex(o, "scheduleId", &v) || garmin_json_id(v, &id) < 0)
+		const char *d;
+		snprintf(at, sizeof at, "%lld.workoutId", (long long)i);
+		if (parse_link(g->host->json_get(call, resp.body, resp.body_len, at), &w) < 0 ||
+		    w != wid)
+			continue;
+		snprintf(at, sizeof at, "%lld.date", (long long)i);
+		d = g->host->json_get(call, resp.body, resp.body_len, at);
+		snprintf(at, sizeof at, "%lld.scheduleId", (long long)i);
+		if (!d || strncmp(d, date, 10) ||
+		    parse_link(g->host->json_get(call, resp.body, resp.body_len, at), &id) < 0)
 			continue;
 		if (found++ == 0)
 			*sid = id;
 	}
-	json_object_put(arr);
 	if (found > 1)
-		g->host->log(g->inst, WSYNC_LOG_WARNING, "%zu schedules of workout %lld on %s: "
-		             "adopting %lld", found, (long long)wid, date, (long long)*sid);
+		g->host->log(g->inst, WSYNC_LOG_WARNING, "%lld schedules of workout %lld on %s: "
+		             "adopting %lld", (long long)found, (long long)wid, date, (long long)*sid);
 	return found ? 1 : 0;
 }
 
@@ -429,7 +440,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 	if (st != WSYNC_OK)
 		return st;
 	/* The answer's shape is not documented: every shape seen is read. */
-	if (garmin_schedule_id(resp.body, resp.body_len, &sid) < 0)
+	if (schedule_id(g, call, &resp, &sid) < 0)
 		return no_id(g, call, "POST", PATH_SCHEDULE, "a schedule id", &resp);
 	set_id(g, call, sid);
 	return WSYNC_OK;
@@ -453,26 +464,11 @@ static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_reque
 
 /* ------------------------------------------------------------ descriptor */
 
-static const wsync_plugin descriptor = {
-	.magic = WSYNC_PLUGIN_MAGIC,
-	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
-	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
-	.struct_size = sizeof(wsync_plugin),
-	.flags = 0,
-	.name = "garmin",
-	.version = "1.0.0",
-	.description = "Garmin Connect Training API V2: workouts and schedules",
-	.config_keys = keys,
-	.n_config_keys = sizeof keys / sizeof keys[0],
-	.init = init,
-	.destroy = destroy,
-	.sync_workout = sync_workout,
-	.sync_scheduled_workout = sync_scheduled,
-	.delete_workout = delete_workout,
-	.delete_scheduled_workout = delete_scheduled,
-};
-
-WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)
-{
-	return &descriptor;
-}
+WSYNC_PLUGIN_DESCRIPTOR(.name = "garmin", .version = "1.0.0",
+                        .description = "Garmin Connect Training API V2: workouts and schedules",
+                        .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
+                        .init = init, .destroy = destroy,
+                        .sync_workout = sync_workout,
+                        .sync_scheduled_workout = sync_scheduled,
+                        .delete_workout = delete_workout,
+                        .delete_scheduled_workout = delete_scheduled)

@@ -50,21 +50,8 @@ size_t garmin_utf8_prefix(const char *s, size_t max_chars);
 json_object *garmin_workout_json(const garmin_cfg *cfg, const wsync_workout_entity *w,
                                  int64_t workout_id, int64_t owner_id);
 
-/* A positive id from a JSON number, or a string of decimal digits.
- * 0 on success. */
-int garmin_json_id(json_object *v, int64_t *out);
-
-/* Parse an answer body (NUL-terminated copy of `len` bytes) as one JSON
- * value with nothing but blanks after it; NULL when it is not JSON. */
-json_object *garmin_parse_json(const char *body, size_t len);
-
-/* The id in a schedule-create answer, from every shape seen: a bare number
- * (also quoted), or an object with workoutScheduleId, scheduleId or id.
- * 0 on success. */
-int garmin_schedule_id(const char *body, size_t len, int64_t *out);
-
-/* One line of valid UTF-8 from an answer body, for messages: at most
- * `max` bytes of input, control characters as spaces, invalid bytes '?'. */
-void garmin_excerpt(const char *body, size_t len, size_t max, char *out, size_t outlen);
+/* 1 when s is valid UTF-8 of at most `max` bytes without control
+ * characters (a setting Garmin shows verbatim). */
+int garmin_utf8_text(const char *s, size_t max);
 
 #endif

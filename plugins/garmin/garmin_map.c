@@ -70,34 +70,17 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
-void garmin_excerpt(const char *body, size_t len, size_t max, char *out, size_t outlen)
+int garmin_utf8_text(const char *s, size_t max)
 {
-	const unsigned char *p = (const unsigned char *)(body ? body : "");
-	size_t o = 0, i = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, len = strlen(s), n;
 
-	if (!outlen)
-		return;
-	if (!body)
-		len = 0;
 	if (len > max)
-		len = max;
-	while (i < len && o + 5 < outlen) {
-		size_t n = utf8_len(p + i, len - i);
-		if (n == 0) {
-			out[o++] = '?';
-			i++;
-		} else if (n == 1) {
-			out[o++] = (p[i] < 0x20 || p[i] == 0x7F) ? ' ' : (char)p[i];
-			i++;
-		} else {
-			memcpy(out + o, p + i, n);
-			o += n;
-			i += n;
-		}
-	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
+		return 0;
+	for (; i < len; i += n)
+		if ((n = utf8_len(p + i, len - i)) == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7F)))
+			return 0;
+	return 1;
 }
 
 /* --------------------------------------------------------------- numbers */
@@ -271,27 +254,15 @@ uint32_t garmin_step_count(const wsync_workout *w)
 	return w ? w->n_steps : 0;
 }
 
-/* Default zone boundaries, used only to express a zone RANGE (Garmin's
- * targetValue holds one zone): power as % FTP (Coggan / intervals.icu
- * defaults, Z7 capped at 200 %), heart rate as % of max HR (Garmin's
- * defaults). */
-static const double power_zone_pct[8][2] = {
-	{0, 0}, {0, 55}, {56, 75}, {76, 90}, {91, 105}, {106, 120}, {121, 150}, {151, 200},
-};
-static const double hr_zone_pct[6][2] = {
-	{0, 0}, {50, 60}, {60, 70}, {70, 80}, {80, 90}, {90, 100},
-};
-
+/* Zones are the SDK's model (wsync/workout.h, ZONES).  Power zones go as
+ * their % FTP range, so that Z2 is 56-75 % here as on every provider.
+ * Heart rate: Garmin's API takes % of MAX heart rate or the athlete's own
+ * Garmin zone number, never % of threshold HR, so a heart-rate zone goes as
+ * its zone number (the athlete's zones in Garmin Connect; README.md). */
 static int zone_index(double z, int max)
 {
 	int i = (int)(z + 0.5);
 	return i < 1 ? 1 : i > max ? max : i;
-}
-
-/* Heart-rate zone (1..5) for a % of threshold HR (Friel's zones). */
-static int lthr_zone(double pct)
-{
-	return pct < 85 ? 1 : pct < 90 ? 2 : pct < 95 ? 3 : pct < 100 ? 4 : 5;
 }
 
 /* A step's primary target in Garmin terms. */
@@ -324,14 +295,9 @@ static gtarget map_target(const wsync_step *s)
 		t.type = "POWER";
 		zl = zone_index(lo, 7);
 		zh = zone_index(hi, 7);
-		if (zl == zh) {
-			t.zone = zl;
-		} else {
-			t.low = power_zone_pct[zl][0];
-			t.high = power_zone_pct[zh][1];
-			t.value_type = "PERCENT";
-			t.note = 1;
-		}
+		wsync_zone_percent(WSYNC_TARGET_POWER_ZONE, zl, &t.low, &lo);
+		wsync_zone_percent(WSYNC_TARGET_POWER_ZONE, zh, &hi, &t.high);
+		t.value_type = "PERCENT";
 		break;
 	case WSYNC_TARGET_PERCENT_MAX_HR:
 		t.type = "HEART_RATE";
@@ -339,21 +305,15 @@ static gtarget map_target(const wsync_step *s)
 		break;
 	case WSYNC_TARGET_PERCENT_LTHR:
 		t.type = "HEART_RATE";
-		t.zone = lthr_zone((lo + hi) / 2.0);
+		t.zone = wsync_hr_zone_of((lo + hi) / 2.0);
 		t.note = 1;
 		break;
 	case WSYNC_TARGET_HR_ZONE:
 		t.type = "HEART_RATE";
 		zl = zone_index(lo, 5);
 		zh = zone_index(hi, 5);
-		if (zl == zh) {
-			t.zone = zl;
-		} else {
-			t.low = hr_zone_pct[zl][0];
-			t.high = hr_zone_pct[zh][1];
-			t.value_type = "PERCENT";
-			t.note = 1;
-		}
+		t.zone = zl; /* one zone number: a range keeps its top in the text */
+		t.note = zl != zh;
 		break;
 	case WSYNC_TARGET_PACE:
 		if (lo > 0 && hi > 0) {
@@ -574,90 +534,4 @@ oom:
 	json_object_put(seg);
 	json_object_put(steps);
 	return NULL;
-}
-
-/* -------------------------------------------------------------- answers */
-
-int garmin_json_id(json_object *v, int64_t *out)
-{
-	const char *s;
-	char *end;
-	long long x;
-
-	if (!v)
-		return -1;
-	if (json_object_is_type(v, json_type_int)) {
-		x = (long long)json_object_get_int64(v);
-	} else if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-		if (!(d >= 1 && d < 9e15) || d != (double)(long long)d)
-			return -1;
-		x = (long long)d;
-	} else if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
-		while (*s == ' ')
-			s++;
-		if (!isdigit((unsigned char)*s))
-			return -1;
-		x = strtoll(s, &end, 10);
-		while (*end == ' ')
-			end++;
-		if (*end || x == LLONG_MAX)
-			return -1;
-	} else {
-		return -1;
-	}
-	if (x < 1)
-		return -1;
-	*out = (int64_t)x;
-	return 0;
-}
-
-json_object *garmin_parse_json(const char *body, size_t len)
-{
-	json_tokener *tok;
-	json_object *o;
-	size_t end;
-
-	if (!body || !len || len > INT_MAX - 1)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	/* The host's copy is NUL-terminated: parsing the NUL too ends a bare
-	 * number at the end of the body. */
-	o = json_tokener_parse_ex(tok, body, (int)len + (body[len] == '\0'));
-	if (json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	for (; o && end < len; end++)
-		if (!isspace((unsigned char)body[end])) {
-			json_object_put(o); /* trailing garbage: not JSON */
-			o = NULL;
-		}
-	return o;
-}
-
-int garmin_schedule_id(const char *body, size_t len, int64_t *out)
-{
-	static const char *const keys[] = {"workoutScheduleId", "scheduleId", "id"};
-	json_object *o = garmin_parse_json(body, len);
-	int rc = -1;
-
-	if (!o)
-		return -1;
-	if (json_object_is_type(o, json_type_object)) {
-		for (size_t i = 0; rc != 0 && i < sizeof keys / sizeof keys[0]; i++) {
-			json_object *v;
-			if (json_object_object_get_ex(o, keys[i], &v))
-				rc = garmin_json_id(v, out);
-		}
-	} else {
-		rc = garmin_json_id(o, out);
-	}
-	json_object_put(o);
-	return rc;
 }

@@ -22,9 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <wsync/plugin.h>
-
-#include <json-c/json.h>
+#include "trainingpeaks.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -201,53 +199,29 @@ static int32_t tp_http(tp *t, wsync_call *call, const char *method, const char *
 	return t->host->http(call, &req, resp);
 }
 
-/* A JSON number (or a string of digits) as a positive long long. */
-static int json_id(json_object *v, long long *out)
+/* An id -- a stored link, or a member read with the host's json_get (a
+ * number as its decimal text) -- as a positive long long; 0 on success. */
+static int id_text(const char *s, long long *out)
 {
 	long long x;
 	char *end;
-	const char *s;
-	if (!v)
+	if (!s || !isdigit((unsigned char)*s))
 		return -1;
-	if (json_object_is_type(v, json_type_int)) {
-		errno = 0;
-		x = (long long)json_object_get_int64(v);
-		if (errno || x <= 0)
-			return -1;
-		*out = x;
-		return 0;
-	}
-	if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-		if (!(d >= 1 && d < 9.0e18) || floor(d) != d)
-			return -1;
-		*out = (long long)d;
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	s = json_object_get_string(v);
 	errno = 0;
 	x = strtoll(s, &end, 10);
-	if (errno || end == s || *end || x <= 0)
+	if (errno || *end || x <= 0)
 		return -1;
 	*out = x;
 	return 0;
 }
 
-/* The "Id" of a JSON object answer. */
-static int answer_id(const wsync_http_response *resp, long long *out)
+/* The "Id" of a JSON object answer; 0 on success. */
+static int answer_id(tp *t, wsync_call *call, const wsync_http_response *resp, long long *out)
 {
-	json_object *o, *v;
-	int rc = -1;
-	if (!resp->body || !resp->body_len)
+	if (t->host->json_length(call, resp->body, resp->body_len, "") < 0 ||
+	    resp->body[strspn(resp->body, " \t\r\n")] != '{')
 		return -1;
-	o = json_tokener_parse(resp->body);
-	if (o && json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "Id", &v))
-		rc = json_id(v, out);
-	json_object_put(o);
-	return rc;
+	return id_text(t->host->json_get(call, resp->body, resp->body_len, "Id"), out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -286,10 +260,11 @@ static int32_t fetch_profile(tp *t, wsync_call *call, long long *id)
 	int32_t st = tp_http(t, call, "GET", "/v1/athlete/profile", NULL, &resp);
 	if (st != WSYNC_OK)
 		return st;
-	if (answer_id(&resp, id) < 0)
+	if (answer_id(t, call, &resp, id) < 0)
 		return t->host->set_error(call, WSYNC_E_PROVIDER, 0,
 		                          "GET /v1/athlete/profile: answer without a usable "
-		                          "\"Id\" (%.200s)", resp.body ? resp.body : "");
+		                          "\"Id\" (%s)",
+		                          t->host->excerpt(call, resp.body, resp.body_len, 200));
 	return WSYNC_OK;
 }
 
@@ -428,311 +403,6 @@ static void day_window(int64_t now, long *lo, long *hi)
 }
 
 /* ---------------------------------------------------------------------------
- * JSON helpers
- */
-
-/* A number as a JSON integer when whole, else with at most 4 decimals
- * (json-c would print 17 significant digits). */
-static json_object *jnum(double v)
-{
-	char buf[64];
-	if (!isfinite(v) || fabs(v) >= 9.0e15)
-		v = 0;
-	v = round(v * 10000.0) / 10000.0;
-	if (floor(v) == v)
-		return json_object_new_int64((int64_t)v);
-	snprintf(buf, sizeof buf, "%.4f", v);
-	/* drop trailing zeros: 62.5000 -> 62.5 */
-	for (size_t n = strlen(buf); n > 0 && buf[n - 1] == '0'; n--)
-		buf[n - 1] = '\0';
-	return json_object_new_double_s(v, buf);
-}
-
-static void add_str(json_object *o, const char *key, const char *v)
-{
-	if (v)
-		json_object_object_add(o, key, json_object_new_string(v));
-}
-
-/* ---------------------------------------------------------------------------
- * Structure: the workout model -> TrainingPeaks' Structure (PascalCase,
- * Partner API), serialized into a string.
- */
-
-/* Zone tables used when the workout text names a zone (TrainingPeaks has no
- * zone unit in the Partner structure).  Low/high per zone, in percent. */
-static const double POWER_ZONES[7][2] = { /* % FTP (Coggan) */
-	{40, 55}, {56, 75}, {76, 90}, {91, 105}, {106, 120}, {121, 150}, {151, 200},
-};
-static const double HR_ZONES[5][2] = { /* % threshold HR (Friel) */
-	{65, 84}, {85, 89}, {90, 94}, {95, 99}, {100, 106},
-};
-static const double PACE_ZONES[7][2] = { /* % threshold speed */
-	{60, 77}, {78, 87}, {88, 94}, {95, 100}, {101, 103}, {104, 111}, {112, 130},
-};
-
-typedef struct target {
-	const char *unit;   /* TrainingPeaks IntensityTarget unit, NULL = none */
-	double lo, hi;
-	char note[96];      /* shown in the step name: a ramp, or a target
-	                       TrainingPeaks cannot carry (watts, absolute pace) */
-} target;
-
-static double zone_edge(const double (*tab)[2], int n, double zone, int hi)
-{
-	int z = (int)lround(zone);
-	if (z < 1)
-		z = 1;
-	if (z > n)
-		z = n;
-	return tab[z - 1][hi];
-}
-
-static void fmt_pace(double s_per_km, char *buf, size_t n)
-{
-	int s = s_per_km > 0 && s_per_km < 360000 ? (int)lround(s_per_km) : 0;
-	snprintf(buf, n, "%d:%02d", s / 60, s % 60);
-}
-
-static void map_target(const wsync_step *s, target *t)
-{
-	double lo = s->target_low, hi = s->target_high;
-	const char *suffix = "%";
-	int zone = 0;
-	memset(t, 0, sizeof *t);
-	if (lo > hi) { /* a ramp down keeps its order only in the note */
-		double x = lo;
-		lo = hi;
-		hi = x;
-	}
-	switch (s->target_kind) {
-	case WSYNC_TARGET_PERCENT_FTP:
-		t->unit = "PercentOfFtp";
-		break;
-	case WSYNC_TARGET_POWER_ZONE:
-		t->unit = "PercentOfFtp";
-		lo = zone_edge(POWER_ZONES, 7, lo, 0);
-		hi = zone_edge(POWER_ZONES, 7, hi, 1);
-		zone = 1;
-		break;
-	case WSYNC_TARGET_PERCENT_MAX_HR:
-		t->unit = "PercentOfMaxHr";
-		suffix = "% HR";
-		break;
-	case WSYNC_TARGET_PERCENT_LTHR:
-		t->unit = "PercentOfThresholdHr";
-		suffix = "% LTHR";
-		break;
-	case WSYNC_TARGET_HR_ZONE:
-		t->unit = "PercentOfThresholdHr";
-		lo = zone_edge(HR_ZONES, 5, lo, 0);
-		hi = zone_edge(HR_ZONES, 5, hi, 1);
-		suffix = "% LTHR";
-		zone = 1;
-		break;
-	case WSYNC_TARGET_PERCENT_PACE:
-		t->unit = "PercentOfThresholdSpeed";
-		suffix = "% pace";
-		break;
-	case WSYNC_TARGET_PACE_ZONE:
-		t->unit = "PercentOfThresholdSpeed";
-		lo = zone_edge(PACE_ZONES, 7, lo, 0);
-		hi = zone_edge(PACE_ZONES, 7, hi, 1);
-		suffix = "% pace";
-		zone = 1;
-		break;
-	case WSYNC_TARGET_WATTS:
-		/* No absolute-power unit in the Partner structure: keep it visible
-		 * in the step name. */
-		if (lo == hi)
-			snprintf(t->note, sizeof t->note, "%.0f W", lo);
-		else
-			snprintf(t->note, sizeof t->note, "%.0f-%.0f W", lo, hi);
-		return;
-	case WSYNC_TARGET_PACE: {
-		char a[32], b[32];
-		fmt_pace(lo, a, sizeof a);
-		fmt_pace(hi, b, sizeof b);
-		if (lo == hi)
-			snprintf(t->note, sizeof t->note, "%s/km", a);
-		else
-			snprintf(t->note, sizeof t->note, "%s-%s/km", a, b);
-		return;
-	}
-	default: /* none, freeride */
-		return;
-	}
-	t->lo = lo;
-	t->hi = hi;
-	if (s->ramp && zone)
-		snprintf(t->note, sizeof t->note, "ramp Z%g-Z%g", s->target_low, s->target_high);
-	else if (s->ramp)
-		snprintf(t->note, sizeof t->note, "ramp %g-%g%s", s->target_low, s->target_high,
-		         suffix);
-}
-
-static const char *intensity_class(int32_t intensity)
-{
-	switch (intensity) {
-	case WSYNC_INTENSITY_WARMUP: return "WarmUp";
-	case WSYNC_INTENSITY_COOLDOWN: return "CoolDown";
-	case WSYNC_INTENSITY_RECOVERY: return "Rest";
-	default: return "Active";
-	}
-}
-
-static json_object *length_obj(const char *unit, double value)
-{
-	json_object *l = json_object_new_object();
-	json_object_object_add(l, "Unit", json_object_new_string(unit));
-	json_object_object_add(l, "Value", json_object_new_int64((int64_t)llround(value)));
-	return l;
-}
-
-static json_object *step_obj(const wsync_step *s, const char **primary)
-{
-	json_object *o = json_object_new_object();
-	target t;
-	char name[256];
-
-	map_target(s, &t);
-	json_object_object_add(o, "Type", json_object_new_string("Step"));
-	json_object_object_add(o, "IntensityClass",
-	                       json_object_new_string(intensity_class(s->intensity)));
-	if (s->cue && *s->cue && t.note[0])
-		snprintf(name, sizeof name, "%s (%s)", s->cue, t.note);
-	else
-		snprintf(name, sizeof name, "%s", s->cue && *s->cue ? s->cue : t.note);
-	if (name[0])
-		json_object_object_add(o, "Name", json_object_new_string(name));
-	switch (s->length_kind) {
-	case WSYNC_LENGTH_DISTANCE:
-		json_object_object_add(o, "Length", length_obj("Meter", s->length));
-		break;
-	case WSYNC_LENGTH_OPEN:
-		/* Length is required even for a lap-button step. */
-		json_object_object_add(o, "Length", length_obj("Second", 0));
-		json_object_object_add(o, "OpenDuration", json_object_new_boolean(1));
-		break;
-	default:
-		json_object_object_add(o, "Length", length_obj("Second", s->length));
-		break;
-	}
-	if (t.unit) {
-		json_object *it = json_object_new_object();
-		json_object_object_add(it, "Unit", json_object_new_string(t.unit));
-		json_object_object_add(it, "Value", jnum((t.lo + t.hi) / 2.0));
-		if (t.lo != t.hi) {
-			json_object_object_add(it, "MinValue", jnum(t.lo));
-			json_object_object_add(it, "MaxValue", jnum(t.hi));
-		}
-		json_object_object_add(o, "IntensityTarget", it);
-		if (!*primary)
-			*primary = t.unit;
-	}
-	if (s->cadence_low > 0 || s->cadence_high > 0) {
-		double lo = s->cadence_low, hi = s->cadence_high;
-		json_object *ct = json_object_new_object();
-		if (hi < lo)
-			hi = lo;
-		json_object_object_add(ct, "Unit", json_object_new_string("rpm"));
-		json_object_object_add(ct, "MinValue", jnum(lo));
-		json_object_object_add(ct, "MaxValue", jnum(hi));
-		json_object_object_add(o, "CadenceTarget", ct);
-	}
-	return o;
-}
-
-/* The Structure string (malloc'ed), or NULL for a workout without steps.
- * *err set on failure. */
-static char *structure_string(const wsync_workout *w, int *err)
-{
-	json_object *root, *steps;
-	const char *primary = NULL;
-	char *out;
-
-	*err = 0;
-	if (!w || !w->n_steps || !w->steps)
-		return NULL;
-	root = json_object_new_object();
-	steps = json_object_new_array();
-	for (uint32_t i = 0; i < w->n_steps; i = wsync_step_next(w, i)) {
-		const wsync_step *s = wsync_workout_step(w, i);
-		if (s->kind == WSYNC_STEP_REPEAT) {
-			json_object *r = json_object_new_object(), *kids = json_object_new_array();
-			uint32_t end = i + 1 + s->child_count;
-			if (end > w->n_steps)
-				end = w->n_steps;
-			json_object_object_add(r, "Type", json_object_new_string("Repetition"));
-			json_object_object_add(r, "IntensityClass",
-			                       json_object_new_string(intensity_class(s->intensity)));
-			json_object_object_add(r, "Length", length_obj("Repetition",
-			                                               s->repeat_count ? s->repeat_count : 1));
-			for (uint32_t c = i + 1; c < end; c++)
-				json_object_array_add(kids, step_obj(wsync_workout_step(w, c), &primary));
-			json_object_object_add(r, "Steps", kids);
-			json_object_array_add(steps, r);
-		} else {
-			json_object_array_add(steps, step_obj(s, &primary));
-		}
-	}
-	json_object_object_add(root, "Structure", steps);
-	if (primary)
-		json_object_object_add(root, "PrimaryIntensityMetric",
-		                       json_object_new_string(primary));
-	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-	                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(root);
-	if (!out)
-		*err = 1;
-	return out;
-}
-
-/* ---------------------------------------------------------------------------
- * Sport -> WorkoutType
- */
-
-static const struct {
-	const char *sport;   /* normalized: lowercase, no ' ', '-', '_' */
-	const char *type;
-} SPORTS[] = {
-	{"bike", "bike"}, {"cycling", "bike"}, {"cycle", "bike"}, {"ride", "bike"},
-	{"biking", "bike"}, {"virtualride", "bike"}, {"roadbike", "bike"},
-	{"indoorcycling", "bike"}, {"gravel", "bike"}, {"gravelride", "bike"},
-	{"mtb", "mtb"}, {"mountainbike", "mtb"}, {"mountainbiking", "mtb"},
-	{"run", "run"}, {"running", "run"}, {"trailrun", "run"}, {"trailrunning", "run"},
-	{"virtualrun", "run"}, {"treadmill", "run"},
-	{"swim", "swim"}, {"swimming", "swim"}, {"openwaterswim", "swim"},
-	{"strength", "strength"}, {"weights", "strength"}, {"weighttraining", "strength"},
-	{"gym", "strength"},
-	{"xtrain", "x-train"}, {"crosstrain", "x-train"}, {"crosstraining", "x-train"},
-	{"xcski", "xc-ski"}, {"nordicski", "xc-ski"}, {"crosscountryskiing", "xc-ski"},
-	{"skiing", "xc-ski"},
-	{"row", "rowing"}, {"rowing", "rowing"}, {"virtualrow", "rowing"},
-	{"walk", "walk"}, {"walking", "walk"}, {"hike", "walk"}, {"hiking", "walk"},
-	{"other", "other"},
-};
-
-static const char *workout_type(const tp *t, const char *sport)
-{
-	char norm[64];
-	size_t n = 0;
-	if (!sport)
-		return t->default_type;
-	for (const char *p = sport; *p && n + 1 < sizeof norm; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c == ' ' || c == '-' || c == '_')
-			continue;
-		norm[n++] = (char)tolower(c);
-	}
-	norm[n] = '\0';
-	for (size_t i = 0; i < sizeof SPORTS / sizeof SPORTS[0]; i++)
-		if (!strcmp(norm, SPORTS[i].sport))
-			return SPORTS[i].type;
-	return t->default_type;
-}
-
-/* ---------------------------------------------------------------------------
  * Operations
  */
 
@@ -756,38 +426,6 @@ static int32_t tp_delete_workout(void *state, wsync_call *call, const wsync_requ
 	return WSYNC_NOT_APPLICABLE;
 }
 
-/* The planned-workout object: every field wsync manages, so that a PUT (a
- * full replace) never nulls one of them.  id > 0 adds "Id" (update). */
-static json_object *plan_object(tp *t, const wsync_request *req, long long athlete_id,
-                                long long id, const char *structure)
-{
-	const wsync_workout_entity *w = req->workout;
-	const wsync_scheduled_entity *s = req->scheduled;
-	const wsync_workout *st = w->structure;
-	json_object *o = json_object_new_object();
-	char buf[64];
-
-	if (id > 0)
-		json_object_object_add(o, "Id", json_object_new_int64(id));
-	json_object_object_add(o, "AthleteId", json_object_new_int64(athlete_id));
-	snprintf(buf, sizeof buf, "%.10sT00:00:00", s->scheduled_date);
-	json_object_object_add(o, "WorkoutDay", json_object_new_string(buf));
-	json_object_object_add(o, "WorkoutType", json_object_new_string(workout_type(t, w->sport)));
-	add_str(o, "Title", w->name);
-	add_str(o, "Description", w->description);
-	if (s->scheduled_time && strlen(s->scheduled_time) >= 8) {
-		snprintf(buf, sizeof buf, "%.10sT%.8s", s->scheduled_date, s->scheduled_time);
-		json_object_object_add(o, "StartTimePlanned", json_object_new_string(buf));
-	}
-	if (st && st->total_seconds > 0)
-		json_object_object_add(o, "TotalTimePlanned", jnum(st->total_seconds / 3600.0));
-	if (st && st->total_metres > 0)
-		json_object_object_add(o, "DistancePlanned", jnum(st->total_metres));
-	if (structure)
-		json_object_object_add(o, "Structure", json_object_new_string(structure));
-	return o;
-}
-
 /*
  * Whether a create must first look for what an earlier attempt may have made
  * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
@@ -800,13 +438,20 @@ static int must_reconcile(const wsync_request *req)
 	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
-static int same_text(json_object *v, const char *want)
+static int same_text(const char *have, const char *want)
 {
-	const char *have = v && json_object_is_type(v, json_type_string)
-	                 ? json_object_get_string(v) : NULL;
 	if (!want || !*want)
 		return !have || !*have;
 	return have && !strcmp(have, want);
+}
+
+/* Member `name` of element i of the answer, read by the host. */
+static const char *elem(tp *t, wsync_call *call, const wsync_http_response *resp, int64_t i,
+                        const char *name)
+{
+	char at[64];
+	snprintf(at, sizeof at, "%lld.%s", (long long)i, name);
+	return t->host->json_get(call, resp->body, resp->body_len, at);
 }
 
 /*
@@ -819,11 +464,10 @@ static int same_text(json_object *v, const char *want)
 static int find_planned(tp *t, wsync_call *call, const wsync_request *req, long long *id)
 {
 	const wsync_scheduled_entity *s = req->scheduled;
-	const char *type = workout_type(t, req->workout->sport);
+	const char *type = tp_workout_type(req->workout->sport, t->default_type);
 	wsync_http_response resp;
-	json_object *arr;
 	char path[96];
-	size_t i, n, found = 0;
+	int64_t i, n = -1, found = 0;
 	int32_t st;
 
 	snprintf(path, sizeof path, "/v2/workouts/%.10s/%.10s", s->scheduled_date,
@@ -831,38 +475,31 @@ static int find_planned(tp *t, wsync_call *call, const wsync_request *req, long 
 	st = tp_http(t, call, "GET", path, NULL, &resp);
 	if (st != WSYNC_OK && st != WSYNC_E_NOT_FOUND)
 		return -st; /* the host recorded why */
-	arr = st == WSYNC_OK && resp.body ? json_tokener_parse(resp.body) : NULL;
-	if (!arr || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(arr);
+	if (st == WSYNC_OK && resp.body && resp.body[strspn(resp.body, " \t\r\n")] == '[')
+		n = t->host->json_length(call, resp.body, resp.body_len, "");
+	if (n < 0)
 		return -t->host->set_error(call, WSYNC_E_PROVIDER, 0,
 		                           "HTTP %d from GET %s: not the documented list of "
 		                           "workouts; not creating blindly (it may exist already)",
 		                           (int)resp.http_status, path);
-	}
-	n = json_object_array_length(arr);
 	for (i = 0; i < n; i++) {
-		json_object *o = json_object_array_get_idx(arr, i), *v;
+		const char *day = elem(t, call, &resp, i, "WorkoutDay");
+		const char *wt = elem(t, call, &resp, i, "WorkoutType");
+		const char *done = elem(t, call, &resp, i, "Completed");
 		long long x;
-		if (!json_object_is_type(o, json_type_object) ||
-		    !json_object_object_get_ex(o, "WorkoutDay", &v) ||
-		    !json_object_is_type(v, json_type_string) ||
-		    strncmp(json_object_get_string(v), s->scheduled_date, 10) ||
-		    !json_object_object_get_ex(o, "Title", &v) || !same_text(v, req->workout->name) ||
-		    !json_object_object_get_ex(o, "WorkoutType", &v) ||
-		    !json_object_is_type(v, json_type_string) ||
-		    strcasecmp(json_object_get_string(v), type) ||
-		    !json_object_object_get_ex(o, "Id", &v) || json_id(v, &x) < 0)
+		if (!day || strncmp(day, s->scheduled_date, 10) ||
+		    !same_text(elem(t, call, &resp, i, "Title"), req->workout->name) ||
+		    !wt || strcasecmp(wt, type) || id_text(elem(t, call, &resp, i, "Id"), &x) < 0)
 			continue;
-		if (json_object_object_get_ex(o, "Completed", &v) && json_object_get_boolean(v))
+		if (done && !strcmp(done, "true"))
 			continue; /* a done workout is not the plan we sent */
 		if (found++ == 0)
 			*id = x;
 	}
-	json_object_put(arr);
 	if (found > 1)
-		t->host->log(t->inst, WSYNC_LOG_WARNING, "%zu TrainingPeaks workouts titled '%s' on "
-		             "%.10s: adopting %lld", found, req->workout->name ? req->workout->name
-		             : "", s->scheduled_date, *id);
+		t->host->log(t->inst, WSYNC_LOG_WARNING, "%lld TrainingPeaks workouts titled '%s' on "
+		             "%.10s: adopting %lld", (long long)found, req->workout->name
+		             ? req->workout->name : "", s->scheduled_date, *id);
 	return found ? 1 : 0;
 }
 
@@ -894,11 +531,8 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 		                          a, b, s->scheduled_date);
 	}
 	if (update) {
-		char *end;
 		const char *pid = req->scheduled_provider_id;
-		errno = 0;
-		id = pid ? strtoll(pid, &end, 10) : 0;
-		if (!pid || errno || end == pid || *end || id <= 0)
+		if (id_text(pid, &id) < 0)
 			return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
 			                          "stored TrainingPeaks id '%.40s' is not a number",
 			                          pid ? pid : "");
@@ -919,7 +553,7 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 			update = 1;
 		}
 	}
-	structure = structure_string(req->workout->structure, &err);
+	structure = tp_structure_string(req->workout->structure, &err);
 	if (err)
 		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 
@@ -929,16 +563,16 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 		snprintf(path, sizeof path, "/v2/workouts/plan");
 	for (int pass = 0;; pass++) {
 		wsync_http_response resp;
-		json_object *o;
+		char *body;
 		st = athlete_id(t, call, req->user_id, &athlete, &cached);
 		if (st != WSYNC_OK)
 			break;
-		o = plan_object(t, req, athlete, id, structure);
-		st = tp_http(t, call, update ? "PUT" : "POST", path,
-		             json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-		                                                JSON_C_TO_STRING_NOSLASHESCAPE),
-		             &resp);
-		json_object_put(o);
+		if (!(body = tp_plan_json(t->default_type, req, athlete, id, structure))) {
+			st = t->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+			break;
+		}
+		st = tp_http(t, call, update ? "PUT" : "POST", path, body, &resp);
+		free(body);
 		if (st == WSYNC_E_AUTH && resp.http_status == 403 && cached && pass == 0) {
 			/* A cached athlete id may belong to an account the user has
 			 * since replaced: read the profile again and retry once. */
@@ -956,7 +590,7 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 		}
 		if (st == WSYNC_OK && !update) {
 			long long new_id;
-			if (answer_id(&resp, &new_id) < 0) {
+			if (answer_id(t, call, &resp, &new_id) < 0) {
 				st = t->host->set_error(call, WSYNC_E_PROVIDER, 0,
 				                        "HTTP %d from POST /v2/workouts/plan: answer "
 				                        "without a usable \"Id\" (%zu bytes); the workout "
@@ -982,13 +616,11 @@ static int32_t tp_delete_scheduled(void *state, wsync_call *call, const wsync_re
 	const char *pid = req->scheduled_provider_id;
 	wsync_http_response resp;
 	long long id;
-	char *end, path[96];
+	char path[96];
 
 	if (!pid)
 		return WSYNC_NOT_APPLICABLE;
-	errno = 0;
-	id = strtoll(pid, &end, 10);
-	if (errno || end == pid || *end || id <= 0)
+	if (id_text(pid, &id) < 0)
 		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
 		                          "stored TrainingPeaks id '%.40s' is not a number", pid);
 	snprintf(path, sizeof path, "/v2/workouts/id/%lld", id);
@@ -996,26 +628,12 @@ static int32_t tp_delete_scheduled(void *state, wsync_call *call, const wsync_re
 	return tp_http(t, call, "DELETE", path, NULL, &resp);
 }
 
-static const wsync_plugin descriptor = {
-	.magic = WSYNC_PLUGIN_MAGIC,
-	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
-	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
-	.struct_size = sizeof(wsync_plugin),
-	.flags = 0,
-	.name = "trainingpeaks",
-	.version = TP_VERSION,
-	.description = "TrainingPeaks Partner API: scheduled workouts as planned workouts",
-	.config_keys = keys,
-	.n_config_keys = sizeof keys / sizeof keys[0],
-	.init = tp_init,
-	.destroy = tp_destroy,
-	.sync_workout = tp_sync_workout,
-	.sync_scheduled_workout = tp_sync_scheduled,
-	.delete_workout = tp_delete_workout,
-	.delete_scheduled_workout = tp_delete_scheduled,
-};
-
-WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)
-{
-	return &descriptor;
-}
+WSYNC_PLUGIN_DESCRIPTOR(.name = "trainingpeaks", .version = TP_VERSION,
+                        .description = "TrainingPeaks Partner API: scheduled workouts as "
+                                       "planned workouts",
+                        .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
+                        .init = tp_init, .destroy = tp_destroy,
+                        .sync_workout = tp_sync_workout,
+                        .sync_scheduled_workout = tp_sync_scheduled,
+                        .delete_workout = tp_delete_workout,
+                        .delete_scheduled_workout = tp_delete_scheduled)

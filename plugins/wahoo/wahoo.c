@@ -167,57 +167,42 @@ static void destroy(void *state)
 
 /* ---------------------------------------------------------------- encoding */
 
-/* Percent-encode s: unreserved characters stay, space is '+' in a form and
- * %20 elsewhere, everything else %XX. */
-static void url_encode(wahoo_buf *b, const char *s, int form)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~') {
-			wahoo_buf_add(b, (const char *)&c, 1);
-		} else if (c == ' ' && form) {
-			wahoo_buf_add(b, "+", 1);
-		} else {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			wahoo_buf_add(b, e, 3);
-		}
-	}
-}
-
-/* Append key=value to a form body (value may be several pieces). */
-static void form_add2(wahoo_buf *b, const char *key, const char *v1, const char *v2)
+/* Append key=value to a form body (value may be two pieces), each piece
+ * percent-encoded by the host (a space as %20, which forms accept too). */
+static void form_add2(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key,
+                      const char *v1, const char *v2)
 {
 	if (b->len)
 		wahoo_buf_add(b, "&", 1);
-	url_encode(b, key, 1);
+	wahoo_buf_str(b, wh->host->path_segment(call, key));
 	wahoo_buf_add(b, "=", 1);
-	url_encode(b, v1 ? v1 : "", 1);
+	wahoo_buf_str(b, wh->host->path_segment(call, v1 ? v1 : ""));
 	if (v2)
-		url_encode(b, v2, 1);
+		wahoo_buf_str(b, wh->host->path_segment(call, v2));
 }
 
-static void form_add(wahoo_buf *b, const char *key, const char *value)
+static void form_add(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key,
+                     const char *value)
 {
-	form_add2(b, key, value, NULL);
+	form_add2(wh, call, b, key, value, NULL);
 }
 
-static void form_int(wahoo_buf *b, const char *key, long long v)
+static void form_int(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key, long long v)
 {
 	char s[24];
 	snprintf(s, sizeof s, "%lld", v);
-	form_add(b, key, s);
+	form_add(wh, call, b, key, s);
 }
 
-/* "/v1/<collection>[/<id>][?<query>]" */
-static void make_path(wahoo_buf *b, const char *collection, const char *id)
+/* "/v1/<collection>[/<id>]" */
+static void make_path(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *collection,
+                      const char *id)
 {
 	wahoo_buf_str(b, "/v1/");
 	wahoo_buf_str(b, collection);
 	if (id) {
 		wahoo_buf_add(b, "/", 1);
-		url_encode(b, id, 0);
+		wahoo_buf_str(b, wh->host->path_segment(call, id));
 	}
 }
 
@@ -251,77 +236,38 @@ static int32_t wahoo_send(wahoo *wh, wsync_call *call, const char *method, const
 	return wh->host->http(call, &r, resp);
 }
 
-/* The answer as JSON (strict, whole body), or NULL. */
-static json_object *parse_answer(const wsync_http_response *resp)
+/* Member `at` of the answer, read by the host (a number as its text). */
+static const char *get(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+                       const char *at)
 {
-	json_tokener *tok;
-	json_object *o;
-	size_t end;
-
-	if (!resp->body || resp->body_len == 0 || resp->body_len > 0x7fffffff)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
-	if (json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		json_tokener_free(tok);
-		return NULL;
-	}
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	for (; end < resp->body_len; end++) {
-		char c = resp->body[end];
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-			json_object_put(o);
-			return NULL;
-		}
-	}
-	return o;
+	return wh->host->json_get(call, resp->body, resp->body_len, at);
 }
 
-/* A usable id from an object's "id": a positive whole number or a short
- * string of [A-Za-z0-9._-].  0 ok, -1 none. */
-static int id_of(json_object *obj, char *out, size_t outlen)
+/* 1 when the answer is a JSON array (the host parsed it; it starts '['). */
+static int is_array(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+                    const char *at)
 {
-	json_object *v;
-	if (!obj || !json_object_is_type(obj, json_type_object) ||
-	    !json_object_object_get_ex(obj, "id", &v) || !v)
+	return wh->host->json_length(call, resp->body, resp->body_len, at) >= 0 &&
+	       (*at || resp->body[strspn(resp->body, " \t\r\n")] == '[');
+}
+
+/* A usable id from member `<prefix>id`: a positive whole number or a short
+ * string of [A-Za-z0-9._-].  0 ok, -1 none. */
+static int id_of(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+                 const char *prefix, char *out, size_t outlen)
+{
+	char at[48];
+	const char *s;
+	size_t n;
+
+	snprintf(at, sizeof at, "%sid", prefix);
+	s = get(wh, call, resp, at);
+	if (!s || !(n = strlen(s)) || n >= outlen || strspn(s, "0") == n || s[0] == '-' ||
+	    !strcmp(s, "true") || !strcmp(s, "false") ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != n)
 		return -1;
-	switch (json_object_get_type(v)) {
-	case json_type_int: {
-		int64_t n = json_object_get_int64(v);
-		if (n <= 0)
-			return -1;
-		snprintf(out, outlen, "%lld", (long long)n);
-		return 0;
-	}
-	case json_type_double: {
-		double d = json_object_get_double(v);
-		if (!(d > 0 && d < 9e15) || d != (double)(long long)d)
-			return -1;
-		snprintf(out, outlen, "%lld", (long long)d);
-		return 0;
-	}
-	case json_type_string: {
-		const char *s = json_object_get_string(v);
-		size_t i, n = strlen(s);
-		if (n == 0 || n >= outlen)
-			return -1;
-		for (i = 0; i < n; i++) {
-			char c = s[i];
-			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-				return -1;
-		}
-		memcpy(out, s, n + 1);
-		return 0;
-	}
-	default:
-		return -1;
-	}
+	memcpy(out, s, n + 1);
+	return 0;
 }
 
 /*
@@ -334,12 +280,10 @@ static int32_t take_id(wahoo *wh, wsync_call *call, const wsync_http_response *r
                        const char *method, const char *path)
 {
 	char id[64];
-	json_object *o = parse_answer(resp);
-	int json = o != NULL;
-	int ok = id_of(o, id, sizeof id) == 0;
+	int json = get(wh, call, resp, "") ||
+	           wh->host->json_length(call, resp->body, resp->body_len, "") >= 0;
 
-	json_object_put(o);
-	if (!ok)
+	if (id_of(wh, call, resp, "", id, sizeof id) != 0)
 		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
 		                           "HTTP %d from %s %s: answer without id (%s, %zu bytes); "
 		                           "the object may exist: the retry looks it up before "
@@ -410,11 +354,11 @@ static int32_t plan_form(wahoo *wh, wsync_call *call, const wsync_workout_entity
 	if (!b64)
 		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (base64)");
 	iso_utc(w->updated_at > 0 ? w->updated_at : wh->host->now(), when);
-	form_add2(form, "plan[file]", "data:application/json;base64,", b64);
-	form_add(form, "plan[filename]", "plan.json");
+	form_add2(wh, call, form, "plan[file]", "data:application/json;base64,", b64);
+	form_add(wh, call, form, "plan[filename]", "plan.json");
 	if (external_id)
-		form_add(form, "plan[external_id]", external_id);
-	form_add(form, "plan[provider_updated_at]", when);
+		form_add(wh, call, form, "plan[external_id]", external_id);
+	form_add(wh, call, form, "plan[provider_updated_at]", when);
 	wh->host->free_string(b64);
 	*plan_len = len;
 	if (form->oom)
@@ -430,7 +374,7 @@ static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity 
 	size_t len = 0;
 	int32_t st = plan_form(wh, call, w, NULL, &form, &len);
 
-	make_path(&path, "plans", plan_id);
+	make_path(wh, call, &path, "plans", plan_id);
 	if (st == WSYNC_OK && path.oom)
 		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	if (st == WSYNC_OK) {
@@ -456,41 +400,38 @@ static int find_plan(wahoo *wh, wsync_call *call, const char *key, char *out, si
 {
 	wahoo_buf path = {0};
 	wsync_http_response resp;
-	json_object *arr = NULL;
-	size_t i, live = 0;
+	size_t live = 0;
+	int64_t i, n;
 	int32_t st;
 
 	out[0] = '\0';
 	wahoo_buf_str(&path, "/v1/plans?external_id=");
-	url_encode(&path, key, 1);
+	wahoo_buf_str(&path, wh->host->path_segment(call, key));
 	if (path.oom) {
 		wahoo_buf_free(&path);
 		return -wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	}
 	st = wahoo_send(wh, call, "GET", path.p, NULL, &resp);
 	wahoo_buf_free(&path);
-	if (st == WSYNC_OK)
-		arr = parse_answer(&resp);
-	if (!arr || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(arr);
+	if (st != WSYNC_OK || !is_array(wh, call, &resp, ""))
 		return -lookup_failed(wh, call, st, "GET /v1/plans?external_id=", &resp);
-	}
-	for (i = 0; i < json_object_array_length(arr); i++) {
-		json_object *p = json_object_array_get_idx(arr, i), *v;
-		char id[64];
-		const char *ext;
+	n = wh->host->json_length(call, resp.body, resp.body_len, "");
+	for (i = 0; i < n; i++) {
+		char id[64], at[48], pre[24];
+		const char *ext, *del;
 		/* the filter is the server's; check it anyway */
-		if (!json_object_object_get_ex(p, "external_id", &v) ||
-		    !(ext = json_object_get_string(v)) || strcmp(ext, key))
+		snprintf(pre, sizeof pre, "%lld.", (long long)i);
+		snprintf(at, sizeof at, "%sexternal_id", pre);
+		if (!(ext = get(wh, call, &resp, at)) || strcmp(ext, key))
 			continue;
-		if (json_object_object_get_ex(p, "deleted", &v) && json_object_get_boolean(v))
+		snprintf(at, sizeof at, "%sdeleted", pre);
+		if ((del = get(wh, call, &resp, at)) && !strcmp(del, "true"))
 			continue;
-		if (id_of(p, id, sizeof id) != 0)
+		if (id_of(wh, call, &resp, pre, id, sizeof id) != 0)
 			continue;
 		if (live++ == 0)
 			snprintf(out, outlen, "%s", id);
 	}
-	json_object_put(arr);
 	if (live > 1)
 		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "%zu plans carry external_id %s: "
 		              "adopting %s, the others are duplicates made before", live, key, out);
@@ -580,14 +521,14 @@ static long long minutes_of(const wsync_workout_entity *w)
 	return m < 1 ? 1 : m;
 }
 
-/* A whole number from a JSON member, or -1. */
-static long long json_count(json_object *o, const char *key)
+/* A whole number from a member of the answer, or -1. */
+static long long json_count(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+                            const char *at)
 {
-	json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !v ||
-	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_string)))
+	const char *s = get(wh, call, resp, at);
+	if (!s || !is_digit(s[0]))
 		return -1;
-	return json_object_get_int64(v);
+	return strtoll(s, NULL, 10);
 }
 
 /*
@@ -604,8 +545,7 @@ static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *o
 	for (int page = 1; page <= SCAN_PAGES; page++) {
 		char path[96];
 		wsync_http_response resp;
-		json_object *o, *list;
-		size_t i, n;
+		int64_t i, n;
 		long long total, per;
 		int found = 0;
 		int32_t st;
@@ -613,25 +553,20 @@ static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *o
 		snprintf(path, sizeof path, "/v1/workouts?page=%d&per_page=%d", page,
 		         SCAN_PER_PAGE);
 		st = wahoo_send(wh, call, "GET", path, NULL, &resp);
-		o = st == WSYNC_OK ? parse_answer(&resp) : NULL;
-		if (!o || !json_object_object_get_ex(o, "workouts", &list) ||
-		    !json_object_is_type(list, json_type_array)) {
-			json_object_put(o);
+		if (st != WSYNC_OK || !is_array(wh, call, &resp, "workouts"))
 			return -lookup_failed(wh, call, st, "GET /v1/workouts", &resp);
-		}
-		n = json_object_array_length(list);
+		n = wh->host->json_length(call, resp.body, resp.body_len, "workouts");
 		for (i = 0; i < n && !found; i++) {
-			json_object *w = json_object_array_get_idx(list, i), *v;
+			char at[48], pre[32];
 			const char *tk;
-			if (!json_object_object_get_ex(w, "workout_token", &v))
-				continue;
-			tk = json_object_get_string(v);
-			if (tk && !strcmp(tk, token) && id_of(w, out, outlen) == 0)
+			snprintf(pre, sizeof pre, "workouts.%lld.", (long long)i);
+			snprintf(at, sizeof at, "%sworkout_token", pre);
+			tk = get(wh, call, &resp, at);
+			if (tk && !strcmp(tk, token) && id_of(wh, call, &resp, pre, out, outlen) == 0)
 				found = 1;
 		}
-		total = json_count(o, "total");
-		per = json_count(o, "per_page");
-		json_object_put(o);
+		total = json_count(wh, call, &resp, "total");
+		per = json_count(wh, call, &resp, "per_page");
 		if (found)
 			return 1;
 		/* the end: an empty page, past `total`, or a page shorter than the
@@ -686,13 +621,13 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 	}
 	type = wahoo_sport_family(w->sport) == WAHOO_FAMILY_RUN ? wh->cfg.run_type_id
 	                                                          : wh->cfg.bike_type_id;
-	form_add(&form, "workout[name]", w->name && *w->name ? w->name : "Workout");
-	form_add(&form, "workout[workout_token]", token);
-	form_int(&form, "workout[workout_type_id]", type);
-	form_add(&form, "workout[starts]", starts);
-	form_int(&form, "workout[minutes]", minutes_of(w));
-	form_add(&form, "workout[plan_id]", req->workout_provider_id);
-	make_path(&path, "workouts", wid);
+	form_add(wh, call, &form, "workout[name]", w->name && *w->name ? w->name : "Workout");
+	form_add(wh, call, &form, "workout[workout_token]", token);
+	form_int(wh, call, &form, "workout[workout_type_id]", type);
+	form_add(wh, call, &form, "workout[starts]", starts);
+	form_int(wh, call, &form, "workout[minutes]", minutes_of(w));
+	form_add(wh, call, &form, "workout[plan_id]", req->workout_provider_id);
+	make_path(wh, call, &path, "workouts", wid);
 	if (form.oom || path.oom) {
 		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	} else {
@@ -720,7 +655,7 @@ static int32_t delete_obj(wahoo *wh, wsync_call *call, const char *collection,
 	if (!id || !*id)
 		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
 		                           "delete without a %s id", collection);
-	make_path(&path, collection, id);
+	make_path(wh, call, &path, collection, id);
 	if (path.oom)
 		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	/* 404 comes back as WSYNC_E_NOT_FOUND: the host counts it as done */
@@ -739,25 +674,12 @@ static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_reque
 	return delete_obj(state, call, "workouts", req->scheduled_provider_id);
 }
 
-static const wsync_plugin descriptor = {
-	.magic = WSYNC_PLUGIN_MAGIC,
-	.abi_major = WSYNC_PLUGIN_ABI_MAJOR,
-	.abi_minor = WSYNC_PLUGIN_ABI_MINOR,
-	.struct_size = sizeof(wsync_plugin),
-	.name = "wahoo",
-	.version = "1.0.0",
-	.description = "Wahoo Cloud API: workouts as plans, scheduled workouts as workouts",
-	.config_keys = keys,
-	.n_config_keys = sizeof keys / sizeof keys[0],
-	.init = init,
-	.destroy = destroy,
-	.sync_workout = sync_workout,
-	.sync_scheduled_workout = sync_scheduled,
-	.delete_workout = delete_workout,
-	.delete_scheduled_workout = delete_scheduled,
-};
-
-WSYNC_EXPORT const wsync_plugin *wsync_plugin_v1(void)
-{
-	return &descriptor;
-}
+WSYNC_PLUGIN_DESCRIPTOR(.name = "wahoo", .version = "1.0.0",
+                        .description = "Wahoo Cloud API: workouts as plans, scheduled workouts "
+                                       "as workouts",
+                        .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
+                        .init = init, .destroy = destroy,
+                        .sync_workout = sync_workout,
+                        .sync_scheduled_workout = sync_scheduled,
+                        .delete_workout = delete_workout,
+                        .delete_scheduled_workout = delete_scheduled)

@@ -310,9 +310,11 @@ static void test_create_mapping(void)
 	check_step(s, "WorkoutStep", 4, "RECOVERY");
 	T_EQ_INT(jint(s, "durationValue"), 120);
 	T_EQ_STR(jstr(s, "targetType"), "POWER");
-	T_EQ_INT(jint(s, "targetValue"), 1);
-	T_CHECK(jget(s, "targetValueLow") == NULL);
-	T_CHECK(jget(s, "targetValueType") == NULL);
+	/* power zones go as the SDK model's % FTP range (Coggan Z1 0-55) */
+	T_CHECK(jget(s, "targetValue") == NULL);
+	T_NEAR(jdbl(s, "targetValueLow"), 0);
+	T_NEAR(jdbl(s, "targetValueHigh"), 55);
+	T_EQ_STR(jstr(s, "targetValueType"), "PERCENT");
 	T_EQ_STR(jstr(s, "secondaryTargetType"), "CADENCE");
 	T_NEAR(jdbl(s, "secondaryTargetValueLow"), 85);
 	T_EQ_STR(jstr(s, "description"), "Recovery");
@@ -385,10 +387,11 @@ static void test_create_mapping(void)
 	s = jidx(steps, 4); /* % threshold pace: no Garmin target */
 	T_EQ_STR(jstr(s, "targetType"), "OPEN");
 	T_EQ_STR(jstr(s, "description"), "Strides; target 80% threshold pace (not a Garmin target)");
-	s = jidx(steps, 5); /* HR zone range -> % max HR */
-	T_NEAR(jdbl(s, "targetValueLow"), 60);
-	T_NEAR(jdbl(s, "targetValueHigh"), 80);
-	T_EQ_STR(jstr(s, "targetValueType"), "PERCENT");
+	s = jidx(steps, 5); /* HR zone range -> its first zone, the range in the text */
+	T_EQ_STR(jstr(s, "targetType"), "HEART_RATE");
+	T_EQ_INT(jint(s, "targetValue"), 2);
+	T_CHECK(jget(s, "targetValueType") == NULL);
+	T_CONTAINS(jstr(s, "description"), "Z2-Z3");
 	s = jidx(steps, 6); /* lap button, cadence only */
 	T_EQ_STR(jstr(s, "durationType"), "OPEN");
 	T_CHECK(jget(s, "durationValue") == NULL);

@@ -96,6 +96,23 @@ else
 	fail "three-line meson.build"
 fi
 
+# Out of tree, the project's plugins: each folder alone (<name>.c for the
+# operations, <name>_map.c for the mapping, a private header), the cc line of
+# its meson.build, the installed SDK and json-c only; then wsyncd --check
+# loads it (below, with the example).
+for p in wahoo garmin trainingpeaks; do
+	mkdir "$tmp/$p"
+	cp "$src/plugins/$p"/*.c "$src/plugins/$p"/*.h "$tmp/$p/"
+	if (cd "$tmp/$p" && cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
+		-Wl,--no-undefined $(pkg-config --cflags wsync-plugin json-c) "$p.c" "${p}_map.c" \
+		$(pkg-config --libs json-c) -lpthread -lm -o "$p.so") >"$tmp/$p.log" 2>&1; then
+		ok "$p builds stand-alone from $p.c and ${p}_map.c against the installed SDK"
+	else
+		cat "$tmp/$p.log"
+		fail "$p does not build stand-alone against the installed SDK"
+	fi
+done
+
 # 4. Each .so exports only its entry and needs nothing of wsync's; dropped
 # into the installed plugin directory with its INI, wsyncd --check loads it.
 mkdir -p "$confdir"
@@ -124,6 +141,20 @@ for so in "$tmp/cc/example.so" "$tmp/meson/build/example.so"; do
 		cat "$tmp/check.log"
 		fail "$how: wsyncd --check failed"
 	fi
+done
+for p in wahoo garmin trainingpeaks; do
+	[ -f "$tmp/$p/$p.so" ] || continue
+	install -m 755 "$tmp/$p/$p.so" "$plugindir/$p.so"
+	printf '[provider]\nplugin = %s\nbase_url = https://127.0.0.1:9\n[oauth]\nclient_id = c\n' \
+		"$p" >"$confdir/$p.ini"
+	"$wsyncd" -c "$tmp/wsyncd.ini" --check >"$tmp/check.log" 2>&1 || true
+	if grep -qE "^  $p +ok .*plugin $p " "$tmp/check.log"; then
+		ok "wsyncd --check loads the stand-alone $p.so"
+	else
+		cat "$tmp/check.log"
+		fail "wsyncd --check does not load the stand-alone $p.so"
+	fi
+	rm -f "$confdir/$p.ini"
 done
 
 # 5. The installed test host (an unsanitized library only: a sanitized one

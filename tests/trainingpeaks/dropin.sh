@@ -110,6 +110,7 @@ rc=0; reached=$(python3 "$include_dirs" "$tmp/tpbuild/compile_commands.json" "$s
 # The guide's one-line form.
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -shared -fPIC -fvisibility=hidden \
    $(pkg-config --cflags wsync-plugin json-c) "$tmp/src/trainingpeaks.c" \
+   "$tmp/src/trainingpeaks_map.c" \
    -o "$tmp/trainingpeaks-cc.so" $(pkg-config --libs json-c) -lm -pthread \
    -Wl,--no-undefined || fail "one-line cc build"
 nm -D --defined-only "$built" | grep -q ' wsync_plugin_v1$' || fail "entry symbol missing"

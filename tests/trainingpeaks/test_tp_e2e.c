@@ -232,7 +232,7 @@ static void check_example_structure(json_object *w)
 		T_EQ_STR(jstr(s, "Name"), "Recovery");
 		T_EQ_INT(jint(jget(s, "Length"), "Value"), 120);
 		/* power zone 1 = 40-55 % FTP (Coggan), see the plugin README */
-		check_target(jget(s, "IntensityTarget"), "PercentOfFtp", 47.5, 40, 55);
+		check_target(jget(s, "IntensityTarget"), "PercentOfFtp", 27.5, 0, 55);
 		check_cadence(jget(s, "CadenceTarget"), 85, 85);
 	}
 
@@ -478,8 +478,8 @@ static void profile_once(const char *so)
 		T_EQ_INT(jint(jget(b, "IntensityTarget"), "Value"), 80);
 		T_CHECK(jget(c, "OpenDuration") && json_object_get_boolean(jget(c, "OpenDuration")));
 		T_EQ_STR(jstr(jget(c, "IntensityTarget"), "Unit"), "PercentOfThresholdHr");
-		T_CHECK(jdbl(jget(c, "IntensityTarget"), "MinValue") == 85);
-		T_CHECK(jdbl(jget(c, "IntensityTarget"), "MaxValue") == 89);
+		T_CHECK(jdbl(jget(c, "IntensityTarget"), "MinValue") == 69);
+		T_CHECK(jdbl(jget(c, "IntensityTarget"), "MaxValue") == 83);
 		T_CHECK(fabs(jdbl(o, "DistancePlanned") - 2000) < 1e-9);
 		json_object_put(o);
 		free(link);

@@ -183,11 +183,11 @@ static void mapping_corners(void)
 	T_EQ_STR(jstr(k, "Name"), "5:00/km");
 	T_EQ_STR(jstr(jget(k, "Length"), "Unit"), "Meter");
 	T_CHECK(jdbl(jget(k, "Length"), "Value") == 1609);
-	/* HR zone 2 = 85-89 % of threshold HR */
+	/* HR zone 2 = 69-83 % of threshold HR (Coggan, wsync/workout.h) */
 	k = json_object_array_get_idx(kids, 3);
 	T_EQ_STR(jstr(jget(k, "IntensityTarget"), "Unit"), "PercentOfThresholdHr");
-	T_CHECK(jdbl(jget(k, "IntensityTarget"), "MinValue") == 85);
-	T_CHECK(jdbl(jget(k, "IntensityTarget"), "MaxValue") == 89);
+	T_CHECK(jdbl(jget(k, "IntensityTarget"), "MinValue") == 69);
+	T_CHECK(jdbl(jget(k, "IntensityTarget"), "MaxValue") == 83);
 	/* freeride: no target */
 	k = json_object_array_get_idx(kids, 4);
 	T_CHECK(jget(k, "IntensityTarget") == NULL);

@@ -1,5 +1,5 @@
 /*
- * wahoo_plan.c -- the structured workout as a Wahoo plan file (JSON format
+ * wahoo_map.c -- the structured workout as a Wahoo plan file (JSON format
  * 1.0.0: a header and nested intervals).  See README.md for the mapping and
  * the choices made where Wahoo has no equivalent (ramps, lap-button steps,
  * zones).
@@ -12,15 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Zone tables, as fractions of the header's reference value: {low, high}. */
-static const double power_band[8][2] = { /* of FTP (Coggan 7 zones) */
-	{0, 0}, {0.45, 0.55}, {0.56, 0.75}, {0.76, 0.90}, {0.91, 1.05},
-	{1.06, 1.20}, {1.21, 1.50}, {1.51, 2.00},
-};
-static const double hr_band[6][2] = { /* of threshold HR (Coggan 5 zones) */
-	{0, 0}, {0.50, 0.68}, {0.69, 0.83}, {0.84, 0.94}, {0.95, 1.05},
-	{1.06, 1.15},
-};
+/* Power and heart-rate zones are the SDK's model (wsync/workout.h, ZONES);
+ * pace zones, as fractions of threshold speed: {low, high}. */
 static const double pace_band[8][2] = { /* of threshold speed */
 	{0, 0}, {0.60, 0.775}, {0.775, 0.877}, {0.877, 0.943}, {0.943, 1.00},
 	{1.00, 1.034}, {1.034, 1.115}, {1.115, 1.30},
@@ -160,21 +153,38 @@ static int zone_ok(double z, int max)
 	return z >= 1 && z <= max && z == (double)(int)z;
 }
 
-/* A zone range (or, for a ramp, the zones' midpoints) as fractions. */
-static int zone_target(const wsync_step *s, const double (*band)[2], int max,
-                       target *t)
+/* Zone z as fractions {low, high}: the SDK's model for power and heart
+ * rate, pace_band for pace. */
+static int zone_band(int32_t kind, int z, double band[2])
 {
-	int a, b;
-	if (!zone_ok(s->target_low, max) || !zone_ok(s->target_high, max))
+	if (kind == WSYNC_TARGET_PACE_ZONE) {
+		if (!zone_ok(z, 7))
+			return -1;
+		band[0] = pace_band[z][0];
+		band[1] = pace_band[z][1];
+		return 0;
+	}
+	if (wsync_zone_percent(kind, z, &band[0], &band[1]) < 0)
 		return -1;
-	a = (int)s->target_low;
-	b = (int)s->target_high;
+	band[0] /= 100.0;
+	band[1] /= 100.0;
+	return 0;
+}
+
+/* A zone range (or, for a ramp, the zones' midpoints) as fractions. */
+static int zone_target(const wsync_step *s, target *t)
+{
+	double a[2], b[2];
+	int za = (int)s->target_low, zb = (int)s->target_high;
+	if (s->target_low != za || s->target_high != zb || zone_band(s->target_kind, za, a) < 0 ||
+	    zone_band(s->target_kind, zb, b) < 0)
+		return -1;
 	if (s->ramp) {
-		t->lo = (band[a][0] + band[a][1]) / 2;
-		t->hi = (band[b][0] + band[b][1]) / 2;
+		t->lo = (a[0] + a[1]) / 2;
+		t->hi = (b[0] + b[1]) / 2;
 	} else {
-		t->lo = band[a < b ? a : b][0];
-		t->hi = band[a < b ? b : a][1];
+		t->lo = za < zb ? a[0] : b[0];
+		t->hi = za < zb ? b[1] : a[1];
 	}
 	t->dec = 4;
 	return 1;
@@ -203,7 +213,7 @@ static int primary_target(const wsync_step *s, target *t)
 		return 1;
 	case WSYNC_TARGET_POWER_ZONE:
 		t->type = "ftp";
-		return zone_target(s, power_band, 7, t);
+		return zone_target(s, t);
 	case WSYNC_TARGET_PERCENT_MAX_HR:
 		t->type = "max_hr";
 		break;
@@ -212,13 +222,13 @@ static int primary_target(const wsync_step *s, target *t)
 		break;
 	case WSYNC_TARGET_HR_ZONE:
 		t->type = "threshold_hr";
-		return zone_target(s, hr_band, 5, t);
+		return zone_target(s, t);
 	case WSYNC_TARGET_PERCENT_PACE:
 		t->type = "threshold_speed";
 		break;
 	case WSYNC_TARGET_PACE_ZONE:
 		t->type = "threshold_speed";
-		return zone_target(s, pace_band, 7, t);
+		return zone_target(s, t);
 	case WSYNC_TARGET_PACE:
 		/* seconds per km -> metres per second; the slower pace (more
 		 * seconds) is the lower speed */
