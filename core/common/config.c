@@ -427,8 +427,12 @@ static const struct key_row {
 	 INST(allow_insecure_http),
 	 "true lets base_url and token_url be clear-text http:// (development only)"},
 	{"provider", "rate_limit_per_minute", WSYNC_KEY_INT, 1, 100000, "30", NULL, 0,
-	 INST(rate_limit_per_minute), "calls per (user, provider) per minute"},
-	{"provider", "app_rate_limits", WSYNC_KEY_RATE_WINDOWS, 0, 0, NULL, NULL, 0,
+	 INST(rate_limit_per_minute),
+	 "calls per (user, provider) per minute; the same as user_rate_limits = N/1m"},
+	{"provider", "user_rate_limits", WSYNC_KEY_RATE_WINDOWS, 1, WSYNC_MAX_APP_WINDOWS, NULL,
+	 "30/1m", 0, INST(user_windows),
+	 "per (user, provider) windows, e.g. 30/1m, 1000/1d; replaces rate_limit_per_minute"},
+	{"provider", "app_rate_limits", WSYNC_KEY_RATE_WINDOWS, 0, WSYNC_MAX_APP_WINDOWS, NULL, NULL, 0,
 	 INST(app_windows), "app-wide windows, e.g. 200/5m, 1000/1h, 5000/1d"},
 	{"provider", "connect_timeout_seconds", WSYNC_KEY_INT, 1, 300, "10", NULL, 0,
 	 INST(connect_timeout_s), "TCP and TLS connection"},
@@ -570,12 +574,19 @@ static void set_key(struct parse_ctx *ctx, const wsync_core_key *k, const char *
 		return;
 	}
 	case WSYNC_KEY_RATE_WINDOWS: {
-		wsync_provider_config *p = base;
-		if (wsync_parse_rate_windows(v, p->app_windows, WSYNC_MAX_APP_WINDOWS,
-		                             &p->n_app_windows) < 0 && ctx)
-			CERR(ctx, "[%s] %s = '%s': expected a comma list of at most %d windows "
-			     "such as 200/5m, 1000/1h, 5000/1d (no empty item)", sec, key, v,
-			     WSYNC_MAX_APP_WINDOWS);
+		/* The count is the int right after the array (asserted below). */
+		int *count = (int *)((char *)field + sizeof(wsync_rate_window) * (size_t)k->max);
+		wsync_rate_window tmp[WSYNC_MAX_APP_WINDOWS];
+		int n = 0;
+		if (wsync_parse_rate_windows(v, tmp, (int)k->max, &n) < 0 || n < k->min) {
+			if (ctx)
+				CERR(ctx, "[%s] %s = '%s': expected a comma list of %s%lld windows "
+				     "such as 30/1m, 1000/1h, 5000/1d (no empty item)", sec, key, v,
+				     k->min ? "1 to " : "at most ", k->max);
+			return;
+		}
+		memcpy(field, tmp, (size_t)n * sizeof *tmp);
+		*count = n;
 		return;
 	}
 	case WSYNC_KEY_LOG_LEVEL:
@@ -870,6 +881,49 @@ static int parse_file(struct parse_ctx *ctx, key_fn fn)
 	return 0;
 }
 
+/* set_key finds a window list's count right after its array. */
+_Static_assert(offsetof(wsync_provider_config, n_app_windows) ==
+               offsetof(wsync_provider_config, app_windows) +
+               sizeof(wsync_rate_window) * WSYNC_MAX_APP_WINDOWS, "n_app_windows");
+_Static_assert(offsetof(wsync_provider_config, n_user_windows) ==
+               offsetof(wsync_provider_config, user_windows) +
+               sizeof(wsync_rate_window) * WSYNC_MAX_APP_WINDOWS, "n_user_windows");
+
+/* The per-user windows: user_rate_limits, or rate_limit_per_minute/1m.
+ * Both set is refused rather than combined: two keys for the same minute
+ * window would leave the reader guessing which one holds.  Two windows of
+ * one duration are refused too (which limit was meant?). */
+static void check_user_windows(wsync_config *cfg, wsync_provider_config *p)
+{
+	const wsync_config_entry *per_min =
+		wsync_config_entry_find(p, "provider", "rate_limit_per_minute");
+	const wsync_config_entry *user = wsync_config_entry_find(p, "provider", "user_rate_limits");
+
+	if (!user) {
+		p->user_windows[0] = (wsync_rate_window){p->rate_limit_per_minute, 60};
+		p->n_user_windows = 1;
+		return;
+	}
+	if (per_min) {
+		wsync_config_error(cfg, "%s:%d: [provider] user_rate_limits: rate_limit_per_minute "
+		                   "is set too (line %d); rate_limit_per_minute = N is the same "
+		                   "as user_rate_limits = N/1m: keep only user_rate_limits",
+		                   p->path, user->line, per_min->line);
+		return;
+	}
+	p->rate_limit_per_minute = 0;
+	for (int i = 0; i < p->n_user_windows; i++) {
+		for (int j = 0; j < i; j++)
+			if (p->user_windows[j].seconds == p->user_windows[i].seconds)
+				wsync_config_error(cfg, "%s:%d: [provider] user_rate_limits = '%s': two "
+				                   "windows of %d seconds; give each duration once",
+				                   p->path, user->line, user->value,
+				                   p->user_windows[i].seconds);
+		if (p->user_windows[i].seconds == 60)
+			p->rate_limit_per_minute = p->user_windows[i].limit;
+	}
+}
+
 /* Every http:// URL of an instance needs allow_insecure_http. */
 static void check_insecure(wsync_config *cfg, wsync_provider_config *p)
 {
@@ -971,6 +1025,7 @@ static void load_instance(wsync_config *cfg, const char *dir, const char *fname)
 		return;
 	check_required(cfg, WSYNC_SCOPE_INSTANCE, p, path);
 	check_insecure(cfg, p);
+	check_user_windows(cfg, p);
 	if (p->token_url && (!p->client_id || !p->client_secret_file))
 		wsync_config_error(cfg, "%s: [oauth] token_url needs client_id and "
 		                   "client_secret_file too", path);
@@ -1178,10 +1233,11 @@ static void print_value(FILE *f, const wsync_core_key *k, const void *base)
 		break;
 	}
 	case WSYNC_KEY_RATE_WINDOWS: {
-		const wsync_provider_config *p = base;
-		for (int i = 0; i < p->n_app_windows; i++) {
-			fprintf(f, "%s%d/", i ? ", " : "", p->app_windows[i].limit);
-			print_duration(f, p->app_windows[i].seconds);
+		const wsync_rate_window *w = field;
+		int n = *(const int *)(w + k->max);
+		for (int i = 0; i < n; i++) {
+			fprintf(f, "%s%d/", i ? ", " : "", w[i].limit);
+			print_duration(f, w[i].seconds);
 		}
 		break;
 	}

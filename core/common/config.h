@@ -47,9 +47,14 @@ typedef struct wsync_provider_config {
 	int enabled;
 	char *base_url;
 	int allow_insecure_http;                   /* http:// endpoints allowed */
-	int rate_limit_per_minute;                 /* per (user, provider) */
+	int rate_limit_per_minute;                 /* the 60 s window of user_windows
+	                                              (0: none) */
 	wsync_rate_window app_windows[WSYNC_MAX_APP_WINDOWS];
 	int n_app_windows;                         /* app-wide, per provider */
+	/* Per (user, provider): user_rate_limits, or rate_limit_per_minute/1m
+	 * when that key is not set; distinct durations, at least one window. */
+	wsync_rate_window user_windows[WSYNC_MAX_APP_WINDOWS];
+	int n_user_windows;
 	int connect_timeout_s;
 	int timeout_s;
 	char *ca_file;                             /* NULL: system CA store */
@@ -90,7 +95,8 @@ typedef enum wsync_core_key_type {
 	WSYNC_KEY_INT,          /* integer from min to max */
 	WSYNC_KEY_BOOL,         /* true/false, yes/no, on/off, 1/0 */
 	WSYNC_KEY_BACKOFF,      /* comma list of durations */
-	WSYNC_KEY_RATE_WINDOWS, /* comma list of N/duration */
+	WSYNC_KEY_RATE_WINDOWS, /* comma list of N/duration; min..max windows; the
+	                           count is the int right after the array */
 	WSYNC_KEY_LOG_LEVEL,    /* debug, info, warning, error */
 	WSYNC_KEY_URL,          /* https:// (http:// with allow_insecure_http) */
 	WSYNC_KEY_SECRET_FILE,  /* path of a file holding a secret */
@@ -108,7 +114,7 @@ typedef struct wsync_core_key {
 	const char *section;
 	const char *key;
 	wsync_core_key_type type;
-	long long min, max;     /* WSYNC_KEY_INT only */
+	long long min, max;     /* WSYNC_KEY_INT; RATE_WINDOWS: how many */
 	const char *def;        /* default, as written in an INI; NULL: none */
 	const char *doc_def;    /* the docs' default when `def` is build-dependent
 	                           or absent but something else applies; NULL: derived */

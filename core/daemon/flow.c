@@ -339,14 +339,15 @@ static void grant_calls(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 		size_t k = 0, first = 1;
 		for (size_t m = 0; m < i; m++) /* this provider done already? */
 			first &= strcmp(jobs[m]->entry.provider, prov) != 0;
-		if (!first || !inst || (inst->cfg->rate_limit_per_minute <= 0 &&
+		if (!first || !inst || (inst->cfg->n_user_windows == 0 &&
 		                        inst->cfg->n_app_windows == 0))
 			continue;
 		for (size_t m = i; m < n; m++)
 			if (!strcmp(jobs[m]->entry.provider, prov))
 				same[k++] = jobs[m];
-		if (wsync_store_rate_grant(db, prov, same, k, inst->cfg->rate_limit_per_minute,
-		                           inst->cfg->app_windows, inst->cfg->n_app_windows) < 0)
+		if (wsync_store_rate_grant(db, prov, same, k, inst->cfg->user_windows,
+		                           inst->cfg->n_user_windows, inst->cfg->app_windows,
+		                           inst->cfg->n_app_windows) < 0)
 			wsync_debug("store: no batch grant for %s: %.*s", prov,
 			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
 	}

@@ -607,16 +607,15 @@ int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n)
 /* ---- rate limits ------------------------------------------------------------- */
 
 int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
-                           int per_user, const wsync_rate_window *app, int n_app)
+                           const wsync_rate_window *user, int n_user,
+                           const wsync_rate_window *app, int n_app)
 {
 	arrays a;
-	char pu[16];
 	PGresult *r = NULL;
 	int rc = -1;
 	if (n == 0)
 		return 0;
-	snprintf(pu, sizeof pu, "%d", per_user);
-	arrays_open(&a, 4);
+	arrays_open(&a, 6);
 	for (size_t i = 0; i < n; i++) {
 		sb_elem(&a.col[0], jobs[i]->entry.user_id);
 		sb_int(&a.col[1], 1);
@@ -625,11 +624,18 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 		sb_int(&a.col[2], app[i].limit);
 		sb_int(&a.col[3], app[i].seconds);
 	}
+	for (int i = 0; i < n_user; i++) {
+		sb_int(&a.col[4], user[i].limit);
+		sb_int(&a.col[5], user[i].seconds);
+	}
 	if (arrays_close(&a) == 0) {
-		const char *p[6] = {provider, a.col[0].s, a.col[1].s, pu, a.col[2].s, a.col[3].s};
+		/* Every per-user window in the arrays of 0009, none as the old
+		 * per-minute argument. */
+		const char *p[7] = {provider, a.col[0].s, a.col[1].s, a.col[2].s, a.col[3].s,
+		                    a.col[4].s, a.col[5].s};
 		r = PQexecParams(db, "SELECT user_id::text, granted FROM wsync_rate_grant($1,"
-		                 " $2::uuid[], $3::int[], $4::int, $5::int[], $6::int[])", 6, NULL, p,
-		                 NULL, NULL, 0);
+		                 " $2::uuid[], $3::int[], 0, $4::int[], $5::int[], $6::int[],"
+		                 " $7::int[])", 7, NULL, p, NULL, NULL, 0);
 	}
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 		/* Hand each user's grant out to its jobs in queue order. */

@@ -107,11 +107,13 @@ int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n);
 
 /* Grant the jobs of one provider (all `provider`'s, in `jobs`) one call
  * each from the cluster-wide rate limiter, in one statement
- * (migrations/0008): job->rate_budget = 1 for those granted.  per_user and
- * app (n_app windows) are the instance's limits.  Returns 0, or -1 when the
- * database could not answer (the jobs then take their calls one by one). */
+ * (migrations/0008, 0009): job->rate_budget = 1 for those granted.  user
+ * (n_user windows, per user) and app (n_app windows) are the instance's
+ * limits.  Returns 0, or -1 when the database could not answer (the jobs
+ * then take their calls one by one). */
 int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
-                           int per_user, const wsync_rate_window *app, int n_app);
+                           const wsync_rate_window *user, int n_user,
+                           const wsync_rate_window *app, int n_app);
 
 /* Give claimed, never-started entries back: claimable at once. */
 int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n);

@@ -153,7 +153,7 @@ void wsync_call_settings(const wsync_call *call, wsync_http_settings *s, char *u
 	s->user_agent = ua;
 }
 
-/* "{1,2,3}" from the app windows' limits (or seconds). */
+/* "{1,2,3}" from the windows' limits (or seconds). */
 static void int_array(char *buf, size_t len, const wsync_rate_window *w, int n, int seconds)
 {
 	size_t used = 0;
@@ -165,7 +165,8 @@ static void int_array(char *buf, size_t len, const wsync_rate_window *w, int n, 
 }
 
 /*
- * The cluster-wide limiter: wsync_rate_take() (migrations/0003) on the
+ * The cluster-wide limiter: wsync_rate_take() (migrations/0003, per-user
+ * windows of any length since 0009) on the
  * worker's connection, with the database's clock, so every wsyncd node on
  * this database shares the same windows.  Cost: one round trip and one small
  * commit per attempt to take a call, independent of the limits' size (two
@@ -195,23 +196,46 @@ static void call_db_done(const wsync_call *call, PGconn *db)
 
 static int64_t take_db(wsync_call *call, PGconn *db, const wsync_provider_config *p)
 {
-	char per_user[16], limits[WSYNC_MAX_APP_WINDOWS * 12 + 4];
-	char seconds[WSYNC_MAX_APP_WINDOWS * 12 + 4];
-	const char *params[5] = {call->inst->name, call->user_id, per_user, limits, seconds};
+	char limits[WSYNC_MAX_APP_WINDOWS * 12 + 4], seconds[WSYNC_MAX_APP_WINDOWS * 12 + 4];
+	char ulimits[WSYNC_MAX_APP_WINDOWS * 12 + 4], useconds[WSYNC_MAX_APP_WINDOWS * 12 + 4];
+	const char *params[6] = {call->inst->name, call->user_id, limits, seconds,
+	                         ulimits, useconds};
 	PGresult *r;
 	int64_t wait = -1;
 
-	snprintf(per_user, sizeof per_user, "%d", p->rate_limit_per_minute);
 	int_array(limits, sizeof limits, p->app_windows, p->n_app_windows, 0);
 	int_array(seconds, sizeof seconds, p->app_windows, p->n_app_windows, 1);
-	r = PQexecParams(db, "SELECT wsync_rate_take($1, $2::uuid, $3::int, $4::int[],"
-	                 " $5::int[], NULL)", 5, NULL, params, NULL, NULL, 0);
+	int_array(ulimits, sizeof ulimits, p->user_windows, p->n_user_windows, 0);
+	int_array(useconds, sizeof useconds, p->user_windows, p->n_user_windows, 1);
+	/* Every per-user window in the arrays (migrations/0009), none as the
+	 * old per-minute argument. */
+	r = PQexecParams(db, "SELECT wsync_rate_take($1, $2::uuid, 0, $3::int[], $4::int[],"
+	                 " NULL, $5::int[], $6::int[])", 6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
 		wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	else
 		rate_db_warning(PQerrorMessage(db));
 	PQclear(r);
 	return wait;
+}
+
+/* "30/1m, 1000/1d": the windows as written in user_rate_limits. */
+static void describe_windows(char *buf, size_t len, const wsync_rate_window *w, int n)
+{
+	static const struct { int secs; char unit; } units[] = {
+		{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && used + 1 < len; i++)
+		for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+			if (w[i].seconds % units[u].secs == 0) {
+				int k = snprintf(buf + used, len - used, "%s%d/%d%c", i ? ", " : "",
+				                 w[i].limit, w[i].seconds / units[u].secs, units[u].unit);
+				used = k < 0 ? len : used + (size_t)k;
+				break;
+			}
+	if (used >= len)
+		buf[len - 1] = '\0';
 }
 
 /* Wait for the rate limiter; 0 when the call may go, -1 when deferred.
@@ -223,7 +247,7 @@ static int rate_limit(wsync_call *call)
 	int64_t wait;
 	if (!call->limiter && !call->db && !call->pool)
 		return 0;
-	if (p->rate_limit_per_minute <= 0 && p->n_app_windows == 0)
+	if (p->n_user_windows == 0 && p->n_app_windows == 0)
 		return 0;
 	if (call->rate_budget && *call->rate_budget > 0) {
 		(*call->rate_budget)--; /* granted with its batch: no round trip */
@@ -234,17 +258,20 @@ static int rate_limit(wsync_call *call)
 		wait = db ? take_db(call, db, p) : -1;
 		call_db_done(call, db);
 		if (wait < 0 && call->limiter)
-			wait = wsync_ratelimit_try(call->limiter, call->inst->name, call->user_id,
-			                           p->rate_limit_per_minute, p->app_windows,
-			                           p->n_app_windows, now_ms());
+			wait = wsync_ratelimit_try_windows(call->limiter, call->inst->name,
+			                                   call->user_id, p->user_windows,
+			                                   p->n_user_windows, p->app_windows,
+			                                   p->n_app_windows, now_ms());
 		if (wait <= 0)
 			return 0;
 		if (wait > WSYNC_RATE_SLEEP_MAX_MS) {
 			call->deferred = 1;
+			char windows[WSYNC_MAX_APP_WINDOWS * 24 + 1];
+			describe_windows(windows, sizeof windows, p->user_windows, p->n_user_windows);
 			host_set_error(call, WSYNC_E_RATE_LIMIT, (wait + 999) / 1000,
-			               "deferred by wsync's own rate limit for %s (%d calls per "
-			               "minute per user%s)", call->inst->name, p->rate_limit_per_minute,
-			               p->n_app_windows ? ", app_rate_limits" : "");
+			               "deferred by wsync's own rate limit for %s (per user %s%s)",
+			               call->inst->name, windows,
+			               p->n_app_windows ? "; app_rate_limits" : "");
 			return -1;
 		}
 		struct timespec ts = {wait / 1000, (wait % 1000) * 1000000};

@@ -7,7 +7,7 @@
 
 /* One window's call log: a ring of the last `limit` call times. */
 typedef struct window_log {
-	char *key;                 /* "provider\nuser" or "provider\n*\nseconds" */
+	char *key;                 /* "provider\nuser\nseconds" or "provider\n*\nseconds" */
 	int64_t *times;
 	int limit, count, head;    /* head = oldest */
 	struct window_log *next;
@@ -98,27 +98,53 @@ static void record(window_log *w, int64_t now)
 	}
 }
 
-int64_t wsync_ratelimit_try(wsync_ratelimiter *rl, const char *provider,
-                            const char *user_id, int per_user_per_minute,
-                            const wsync_rate_window *app, int n_app,
-                            int64_t now_ms)
+/* Add the windows of one kind to logs/spans, a duration listed twice
+ * keeping its smallest limit.  `fmt` makes the key from provider, user
+ * (ignored by the app format) and seconds. */
+static int add_windows(wsync_ratelimiter *rl, window_log **logs, int64_t *spans, int n,
+                       const char *provider, const char *user_id, int per_user,
+                       const wsync_rate_window *w, int n_w)
 {
-	window_log *logs[WSYNC_MAX_APP_WINDOWS + 1];
-	int64_t spans[WSYNC_MAX_APP_WINDOWS + 1], wait = 0;
 	char key[512];
+	if (n_w > WSYNC_MAX_APP_WINDOWS)
+		n_w = WSYNC_MAX_APP_WINDOWS;
+	for (int i = 0; i < n_w; i++) {
+		int limit = w[i].limit, dup = 0;
+		if (limit <= 0 || w[i].seconds <= 0)
+			continue;
+		for (int j = 0; j < n_w; j++)
+			if (j != i && w[j].seconds == w[i].seconds && w[j].limit > 0) {
+				if (j < i)
+					dup = 1; /* counted at its first listing */
+				if (w[j].limit < limit)
+					limit = w[j].limit;
+			}
+		if (dup)
+			continue;
+		if (per_user)
+			snprintf(key, sizeof key, "%s\n%s\n%d", provider, user_id, w[i].seconds);
+		else
+			snprintf(key, sizeof key, "%s\n*\n%d", provider, w[i].seconds);
+		logs[n] = lookup(rl, key, limit);
+		spans[n++] = (int64_t)w[i].seconds * 1000;
+	}
+	return n;
+}
+
+int64_t wsync_ratelimit_try_windows(wsync_ratelimiter *rl, const char *provider,
+                                    const char *user_id,
+                                    const wsync_rate_window *user, int n_user,
+                                    const wsync_rate_window *app, int n_app,
+                                    int64_t now_ms)
+{
+	window_log *logs[2 * WSYNC_MAX_APP_WINDOWS];
+	int64_t spans[2 * WSYNC_MAX_APP_WINDOWS], wait = 0;
 	int n = 0;
 
 	pthread_mutex_lock(&rl->lock);
-	if (per_user_per_minute > 0) {
-		snprintf(key, sizeof key, "%s\n%s", provider, user_id);
-		logs[n] = lookup(rl, key, per_user_per_minute);
-		spans[n++] = 60000;
-	}
-	for (int i = 0; i < n_app && i < WSYNC_MAX_APP_WINDOWS; i++) {
-		snprintf(key, sizeof key, "%s\n*\n%d", provider, app[i].seconds);
-		logs[n] = lookup(rl, key, app[i].limit);
-		spans[n++] = (int64_t)app[i].seconds * 1000;
-	}
+	if (user_id)
+		n = add_windows(rl, logs, spans, n, provider, user_id, 1, user, n_user);
+	n = add_windows(rl, logs, spans, n, provider, NULL, 0, app, n_app);
 	for (int i = 0; i < n; i++) {
 		int64_t w = wait_for(logs[i], spans[i], now_ms);
 		if (w > wait)
@@ -129,4 +155,14 @@ int64_t wsync_ratelimit_try(wsync_ratelimiter *rl, const char *provider,
 			record(logs[i], now_ms);
 	pthread_mutex_unlock(&rl->lock);
 	return wait;
+}
+
+int64_t wsync_ratelimit_try(wsync_ratelimiter *rl, const char *provider,
+                            const char *user_id, int per_user_per_minute,
+                            const wsync_rate_window *app, int n_app,
+                            int64_t now_ms)
+{
+	wsync_rate_window minute = {per_user_per_minute, 60};
+	return wsync_ratelimit_try_windows(rl, provider, user_id, &minute,
+	                                   per_user_per_minute > 0, app, n_app, now_ms);
 }

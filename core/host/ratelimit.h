@@ -7,7 +7,8 @@
  * seconds.  Thread-safe.  Limits hold per process: wsyncd uses this only
  * when the database cannot answer (the SDK's test host enforces no limits,
  * include/wsync/testhost.h).  With a database the limits hold for the
- * whole cluster: migrations/0003_rate_limits.sql, wsync_rate_take(), same
+ * whole cluster: migrations/0003_rate_limits.sql and 0009_user_windows.sql,
+ * wsync_rate_take(), same
  * semantics (tests/robustness/test_ratelimit_db.c checks that both answer
  * every call alike), called from host.c.
  */
@@ -34,5 +35,18 @@ int64_t wsync_ratelimit_try(wsync_ratelimiter *rl, const char *provider,
                             const char *user_id, int per_user_per_minute,
                             const wsync_rate_window *app, int n_app,
                             int64_t now_ms);
+
+/*
+ * The same with any per-user windows: `user` (n_user of them, e.g. 30 per
+ * 60 s and 1000 per 86400 s, [provider] user_rate_limits), each counted per
+ * (provider, user_id).  At most WSYNC_MAX_APP_WINDOWS of each kind are
+ * used; a duration listed twice in one kind keeps its smallest limit, as
+ * wsync_rate_take() does (migrations/0009_user_windows.sql).
+ */
+int64_t wsync_ratelimit_try_windows(wsync_ratelimiter *rl, const char *provider,
+                                    const char *user_id,
+                                    const wsync_rate_window *user, int n_user,
+                                    const wsync_rate_window *app, int n_app,
+                                    int64_t now_ms);
 
 #endif

@@ -21,8 +21,8 @@
  *   - no database: the access token is an in-memory string
  *     (wsync_testhost_set_token); there is no token refresh, so a 401
  *     answer is simply WSYNC_E_AUTH;
- *   - no rate limiter ([provider] rate_limit_per_minute and app_rate_limits
- *     are validated but not enforced);
+ *   - no rate limiter ([provider] rate_limit_per_minute, user_rate_limits
+ *     and app_rate_limits are validated but not enforced);
  *   - no queue: one call is one operation.  The engine's rules around an
  *     operation are described (not applied) at wsync_testhost_call().
  *

@@ -52,6 +52,75 @@ static void good_files(void)
 	wsync_config_free(c);
 }
 
+/* Per-user windows: user_rate_limits, or rate_limit_per_minute as N/1m. */
+static void user_windows(void)
+{
+	const wsync_provider_config *p;
+	/* The default: 30 per minute. */
+	wsync_config *c = load(MAIN_OK, "[provider]\nplugin = wahoo\n");
+	T_CHECK(wsync_config_ok(c));
+	p = &c->providers[0];
+	T_EQ_INT(p->n_user_windows, 1);
+	T_EQ_INT(p->user_windows[0].limit, 30);
+	T_EQ_INT(p->user_windows[0].seconds, 60);
+	wsync_config_free(c);
+	/* rate_limit_per_minute = N is N/1m. */
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nrate_limit_per_minute = 20\n");
+	T_CHECK(wsync_config_ok(c));
+	p = &c->providers[0];
+	T_EQ_INT(p->n_user_windows, 1);
+	T_EQ_INT(p->user_windows[0].limit, 20);
+	T_EQ_INT(p->user_windows[0].seconds, 60);
+	wsync_config_free(c);
+	/* Several windows; rate_limit_per_minute follows the minute one. */
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits = 30/1m, 1000/1d\n");
+	T_CHECK(wsync_config_ok(c));
+	T_EQ_STR(wsync_config_errors(c), "");
+	p = &c->providers[0];
+	T_EQ_INT(p->n_user_windows, 2);
+	T_EQ_INT(p->user_windows[1].limit, 1000);
+	T_EQ_INT(p->user_windows[1].seconds, 86400);
+	T_EQ_INT(p->rate_limit_per_minute, 30);
+	wsync_config_free(c);
+	/* A daily window alone: no minute window at all. */
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits = 200/1d\n");
+	T_CHECK(wsync_config_ok(c));
+	p = &c->providers[0];
+	T_EQ_INT(p->n_user_windows, 1);
+	T_EQ_INT(p->user_windows[0].seconds, 86400);
+	T_EQ_INT(p->rate_limit_per_minute, 0);
+	wsync_config_free(c);
+
+	/* Mistakes, each with file:line and the key. */
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits = 30/1m,,1000/1d\n");
+	T_CHECK(!wsync_config_ok(c));
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] user_rate_limits = "
+	           "'30/1m,,1000/1d': expected a comma list of 1 to 8 windows");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\n\nuser_rate_limits = 30/1m, 1000/1x\n");
+	T_CHECK(!wsync_config_ok(c));
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:4: [provider] user_rate_limits = "
+	           "'30/1m, 1000/1x': expected");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits = 0/1d\n");
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] user_rate_limits = '0/1d'");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits =\n");
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] user_rate_limits = '': "
+	           "expected a comma list of 1 to 8 windows");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nuser_rate_limits = 30/1m, 20/60s\n");
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:3: [provider] user_rate_limits = "
+	           "'30/1m, 20/60s': two windows of 60 seconds");
+	wsync_config_free(c);
+	c = load(MAIN_OK, "[provider]\nplugin = wahoo\nrate_limit_per_minute = 20\n"
+	         "user_rate_limits = 30/1m, 1000/1d\n");
+	T_CHECK(!wsync_config_ok(c));
+	T_CONTAINS(wsync_config_errors(c), "wahoo.ini:4: [provider] user_rate_limits: "
+	           "rate_limit_per_minute is set too (line 3)");
+	wsync_config_free(c);
+}
+
 static void errors_name_file_line_key(void)
 {
 	wsync_config *c = load(MAIN_OK "[engine]\nworkers = many\nbogus = 1\n", NULL);
@@ -392,6 +461,7 @@ int main(void)
 {
 	dir = t_tempdir();
 	good_files();
+	user_windows();
 	errors_name_file_line_key();
 	missing_conninfo_and_env();
 	secrets();

@@ -1,6 +1,7 @@
 /*
  * test_ratelimit_db.c -- the cluster-wide limiter, wsync_rate_take()
- * (migrations/0003_rate_limits.sql), with an injected clock:
+ * (migrations/0003_rate_limits.sql, 0009_user_windows.sql), with an
+ * injected clock:
  *   - the per-user window, call by call (the same cases as the in-process
  *     limiter's test), users and providers independent;
  *   - app-wide windows;
@@ -8,6 +9,9 @@
  *     (core/host/ratelimit.c), and never over any limit;
  *   - several connections (threads) taking at once: together they never
  *     exceed a limit, and nobody deadlocks;
+ *   - per-user windows beyond a minute (5/1m, 40/1h, 200/1d): a random
+ *     run over days answered exactly like the in-process limiter; grants
+ *     and takes together never exceed a daily window;
  *   - refused calls record nothing, old rows are pruned, bad arguments.
  *
  *   tests/pg_harness.sh test_ratelimit_db
@@ -170,6 +174,160 @@ static void test_random_run_matches_in_process(void)
 	T_CHECK(t_query_int(db, "SELECT count(*) FROM wsync_rate_calls WHERE provider = 'rnd'"
 	                        " AND scope = 'app:900'", 0, NULL) <= 300);
 	wsync_ratelimiter_free(rl);
+}
+
+/* ---- per-user windows beyond one minute (migrations/0009) ---- */
+
+static const char TAKE_WINDOWS_SQL[] =
+	"SELECT wsync_rate_take($1, $2::uuid, 0, $3::int[], $4::int[],"
+	" timestamptz 'epoch' + $5::bigint * interval '1 millisecond', $6::int[], $7::int[])";
+
+/* Take with per-user windows given as arrays ("{5,40,200}", "{60,3600,86400}"). */
+static long long take_windows(const char *provider, int user, const char *ulimits,
+                              const char *useconds, const char *alimits,
+                              const char *aseconds, long long now_ms)
+{
+	char u[40], now[24];
+	const char *p[7] = {provider, u, alimits, aseconds, now, ulimits, useconds};
+	PGresult *r;
+	long long v = -2;
+	user_uuid(u, sizeof u, user);
+	snprintf(now, sizeof now, "%lld", now_ms);
+	r = PQexecParams(db, TAKE_WINDOWS_SQL, 7, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	else
+		t_fail(__FILE__, __LINE__, "wsync_rate_take failed: %s", PQerrorMessage(db));
+	PQclear(r);
+	return v;
+}
+
+/* Calls of one user's log more than `limit` inside any `window` ms. */
+static int over(const long long *at, int n, int limit, long long window)
+{
+	int v = 0;
+	for (int i = limit; i < n; i++)
+		v += at[i] - at[i - limit] < window;
+	return v;
+}
+
+/* A random run over four simulated days with 5/1m, 40/1h, 200/1d per user
+ * and 500/1h app-wide: the database answers every call exactly like the
+ * in-process limiter, and no window ever holds more than its limit.  The
+ * occasional sweep of idle scopes (1 % of takes, so dozens of times here)
+ * must leave the daily rows alone: deleting one would let the database
+ * admit a call the in-process limiter refuses. */
+static void test_daily_window_random_run(void)
+{
+	enum { USERS = 3, STEPS = 6000 };
+	static const wsync_rate_window user[3] = {{5, 60}, {40, 3600}, {200, 86400}};
+	static const wsync_rate_window app[1] = {{500, 3600}};
+	static long long at[USERS][STEPS];
+	int n[USERS] = {0}, differ = 0, violations = 0, total = 0, daily_waits = 0;
+	wsync_ratelimiter *rl = wsync_ratelimiter_new();
+	long long now = 700000000;
+	srand(1414);
+	for (int step = 0; step < STEPS; step++) {
+		int u = rand() % USERS;
+		char name[40];
+		long long want, got;
+		/* Bursts (to fill the minute) between gaps of up to 4 minutes. */
+		now += rand() % 2 == 0 ? rand() % 300 : rand() % 240000;
+		user_uuid(name, sizeof name, 800 + u);
+		want = wsync_ratelimit_try_windows(rl, "daily", name, user, 3, app, 1, now);
+		got = take_windows("daily", 800 + u, "{5,40,200}", "{60,3600,86400}", "{500}",
+		                   "{3600}", now);
+		if (want != got && differ++ < 5)
+			t_fail(__FILE__, __LINE__, "step %d: in-process %lld, database %lld", step,
+			       want, got);
+		daily_waits += got > 3600000;
+		if (got == 0) {
+			at[u][n[u]++] = now;
+			total++;
+		}
+	}
+	T_EQ_INT(differ, 0);
+	for (int u = 0; u < USERS; u++) {
+		violations += over(at[u], n[u], 5, 60000);
+		violations += over(at[u], n[u], 40, 3600000);
+		violations += over(at[u], n[u], 200, 86400000);
+	}
+	T_EQ_INT(violations, 0);
+	/* The daily window did bind (waits longer than an hour), and calls
+	 * kept flowing: about 200 per user per simulated day. */
+	T_CHECK(daily_waits > 100);
+	T_CHECK(total >= USERS * 200 * 3);
+	printf("daily run: %d of %d calls taken over %lld h simulated, %d waits beyond an hour\n",
+	       total, STEPS, (now - 700000000) / 3600000, daily_waits);
+	/* The scopes: the minute one as in 0003, the others named by their
+	 * window; each keeps at most its newest L calls. */
+	T_EQ_INT(t_query_int(db, "SELECT count(DISTINCT scope) FROM wsync_rate_calls WHERE"
+	                         " provider = 'daily' AND scope ~ '^user:[0-9a-f-]{36}$'", 0, NULL),
+	         USERS);
+	T_CHECK(t_query_int(db, "SELECT count(*) FROM wsync_rate_calls WHERE provider = 'daily'"
+	                        " AND scope LIKE 'user:%:86400'", 0, NULL) <= USERS * 200);
+	T_CHECK(t_query_int(db, "SELECT count(*) FROM wsync_rate_calls WHERE provider = 'daily'"
+	                        " AND scope LIKE 'user:%:86400'", 0, NULL) > USERS * 100);
+	wsync_ratelimiter_free(rl);
+}
+
+/* Grant `wanted` calls to one user at now_ms; the number granted. */
+static long long grant(const char *provider, int user, int wanted, const char *ulimits,
+                       const char *useconds, long long now_ms)
+{
+	char u[48], w[16], now[24];
+	const char *p[6] = {provider, u, w, ulimits, useconds, now};
+	PGresult *r;
+	long long v = -2;
+	user_uuid(u + 1, sizeof u - 2, user);
+	u[0] = '{';
+	strcat(u, "}");
+	snprintf(w, sizeof w, "{%d}", wanted);
+	snprintf(now, sizeof now, "%lld", now_ms);
+	r = PQexecParams(db, "SELECT granted FROM wsync_rate_grant($1, $2::uuid[], $3::int[], 0,"
+	                 " '{}', '{}', $4::int[], $5::int[],"
+	                 " timestamptz 'epoch' + $6::bigint * interval '1 millisecond')",
+	                 6, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	else
+		t_fail(__FILE__, __LINE__, "wsync_rate_grant failed: %s", PQerrorMessage(db));
+	PQclear(r);
+	return v;
+}
+
+/* 10/1m, 25/1d: two grants and a take never exceed the day, and a grant
+ * counts in every window exactly like that many takes. */
+static void test_grant_daily_window(void)
+{
+	const long long t0 = 900000000, min = 60000, day = 86400000;
+	T_EQ_INT(grant("gday", 1, 8, "{10,25}", "{60,86400}", t0), 8);
+	/* The minute window caps the second grant at 10 of 20; the day has 17. */
+	T_EQ_INT(grant("gday", 1, 20, "{10,25}", "{60,86400}", t0 + 2 * min), 10);
+	T_EQ_INT(take_windows("gday", 1, "{10,25}", "{60,86400}", "{}", "{}", t0 + 4 * min), 0);
+	/* 19 used: the day admits 6 more, whatever the minute allows. */
+	T_EQ_INT(grant("gday", 1, 20, "{10,25}", "{60,86400}", t0 + 6 * min), 6);
+	T_EQ_INT(grant("gday", 1, 20, "{10,25}", "{60,86400}", t0 + 7 * min), 0);
+	/* Other users' takes (which sweep idle scopes now and then) leave the
+	 * day's rows alone. */
+	for (int i = 0; i < 1000; i++)
+		take_windows("gday", 100 + i, "{10,25}", "{60,86400}", "{}", "{}", t0 + 8 * min);
+	/* A take waits until the grant at t0 leaves the day. */
+	T_EQ_INT(take_windows("gday", 1, "{10,25}", "{60,86400}", "{}", "{}", t0 + 8 * min),
+	         day - 8 * min);
+	/* A day later the 8 of t0 are back, and only them. */
+	T_EQ_INT(grant("gday", 1, 20, "{10,25}", "{60,86400}", t0 + day), 8);
+	T_EQ_INT(grant("gday", 1, 20, "{10,25}", "{60,86400}", t0 + day + min), 0);
+	/* A call written for 0008 (per-minute argument, no arrays) still
+	 * resolves, with its minute window. */
+	T_EQ_INT(t_query_int(db, "SELECT sum(granted) FROM wsync_rate_grant('g8',"
+	                         " ARRAY[gen_random_uuid()], '{50}', 30, '{}', '{}')", 0, NULL), 30);
+	/* Unequal arrays are refused. */
+	PGresult *r = PQexec(db, "SELECT wsync_rate_take('x', gen_random_uuid(), 0, '{}', '{}',"
+	                         " now(), '{1,2}', '{60}')");
+	T_EQ_INT(PQresultStatus(r), PGRES_FATAL_ERROR);
+	T_CONTAINS(PQerrorMessage(db), "user_limits has 2 elements, user_seconds 1");
+	PQclear(r);
 }
 
 /* ---- concurrency: several connections take at once ---- */
@@ -349,6 +507,8 @@ int main(void)
 	test_per_user_minute();
 	test_app_windows();
 	test_random_run_matches_in_process();
+	test_daily_window_random_run();
+	test_grant_daily_window();
 	test_concurrent_connections();
 	test_bad_arguments();
 	measure();
