@@ -383,7 +383,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 	wsync_http_response resp;
 	json_object *body;
 	char path[96];
-	int64_t wid, sid;
+	int64_t wid, sid = 0;
 	int32_t st;
 
 	if (!s)
