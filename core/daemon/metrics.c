@@ -33,7 +33,8 @@ typedef struct per_provider {
 } per_provider;
 
 struct wsync_metrics {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;          /* the counters: never held across I/O */
+	pthread_mutex_t gauge_lock;    /* db, gauges: a scrape's query */
 	counter *counters;
 	size_t n_counters, cap_counters;
 	per_provider *providers;
@@ -41,7 +42,7 @@ struct wsync_metrics {
 	unsigned long long db_reconnects;
 	int db_ok, plugins_loaded;
 	char *conninfo;
-	PGconn *db;                    /* the gauges' connection, under lock */
+	PGconn *db;                    /* the gauges' connection */
 	char *gauges;                  /* cached text of the queue gauges */
 	time_t gauges_at;
 	struct MHD_Daemon *http;
@@ -70,6 +71,7 @@ wsync_metrics *wsync_metrics_new(const char *conninfo)
 		return NULL;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->gauge_lock, NULL);
 	return m;
 }
 
@@ -81,6 +83,7 @@ void wsync_metrics_free(wsync_metrics *m)
 		MHD_stop_daemon(m->http);
 	PQfinish(m->db);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->gauge_lock);
 	free(m->counters);
 	free(m->providers);
 	free(m->gauges);
@@ -241,7 +244,8 @@ static PGresult *tuples(PGconn *db, const char *sql)
 	return NULL;
 }
 
-/* Refresh the cached gauge text when stale (caller holds the lock). */
+/* Refresh the cached gauge text when stale (caller holds gauge_lock, not
+ * lock: the query may wait on the database, the call threads must not). */
 static void refresh_gauges(wsync_metrics *m)
 {
 	PGresult *q, *served, *reconnect;
@@ -319,8 +323,9 @@ static char *render(wsync_metrics *m, size_t *len)
 	FILE *f = open_memstream(&text, len);
 	if (!f)
 		return NULL;
-	pthread_mutex_lock(&m->lock);
+	pthread_mutex_lock(&m->gauge_lock);
 	refresh_gauges(m);
+	pthread_mutex_lock(&m->lock);
 	fprintf(f, "# HELP wsync_build_info wsync's version and plugin ABI.\n"
 	           "# TYPE wsync_build_info gauge\n"
 	           "wsync_build_info{version=\"%s\",abi=\"%d.%d\"} 1\n", WSYNC_VERSION,
@@ -342,9 +347,10 @@ static char *render(wsync_metrics *m, size_t *len)
 	           "wsync_db_reconnects_total %llu\n", m->db_reconnects);
 	fprintf(f, "# HELP wsync_ready 1 when the database answers and a plugin is loaded.\n"
 	           "# TYPE wsync_ready gauge\nwsync_ready %d\n", m->db_ok && m->plugins_loaded);
+	pthread_mutex_unlock(&m->lock);
 	if (m->gauges)
 		fputs(m->gauges, f);
-	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->gauge_lock);
 	fclose(f);
 	return text;
 }
