@@ -899,7 +899,9 @@ static void check_user_windows(wsync_config *cfg, wsync_provider_config *p)
 		wsync_config_entry_find(p, "provider", "rate_limit_per_minute");
 	const wsync_config_entry *user = wsync_config_entry_find(p, "provider", "user_rate_limits");
 
-	if (!user) {
+	/* No key, or a value already refused (its error is reported): the
+	 * minute window of rate_limit_per_minute, so every field stays valid. */
+	if (!user || p->n_user_windows == 0) {
 		p->user_windows[0] = (wsync_rate_window){p->rate_limit_per_minute, 60};
 		p->n_user_windows = 1;
 		return;

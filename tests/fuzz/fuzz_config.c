@@ -113,8 +113,16 @@ static void check_bounds(const wsync_config *cfg)
 		}
 		for (size_t p = 0; k[i].scope == WSYNC_SCOPE_INSTANCE && p < cfg->n_providers; p++) {
 			int v = *(const int *)((const char *)&cfg->providers[p] + k[i].offset);
-			if (v < k[i].min || v > k[i].max)
+			/* rate_limit_per_minute is derived from user_rate_limits when
+			 * that is set: 0 there means "no minute window". */
+			if (!strcmp(k[i].key, "rate_limit_per_minute") && v == 0 &&
+			    cfg->providers[p].n_user_windows > 0)
+				continue;
+			if (v < k[i].min || v > k[i].max) {
+				fprintf(stderr, "fuzz_config: [%s] %s = %d is outside %lld..%lld\n",
+				        k[i].section, k[i].key, v, k[i].min, k[i].max);
 				abort();
+			}
 		}
 	}
 	if (cfg->n_backoff < 1 || cfg->n_backoff > WSYNC_MAX_BACKOFF)
