@@ -7,6 +7,7 @@
  */
 #include "engine_internal.h"
 
+#include "common/grow.h"
 #include "common/log.h"
 #include "host/host.h"
 
@@ -53,21 +54,6 @@ static wsync_job *list_pop(job_list *l)
 	return j;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	void *p;
-	size_t cap2 = *cap ? *cap : 64;
-	if (need <= *cap)
-		return 0;
-	while (cap2 < need)
-		cap2 *= 2;
-	if (!(p = realloc(*arr, cap2 * elem)))
-		return -1;
-	*arr = p;
-	*cap = cap2;
-	return 0;
-}
-
 static int key_busy(const wsync_engine *e, const char *key)
 {
 	for (size_t i = 0; key[0] && i < e->n_busy; i++)
@@ -81,7 +67,8 @@ static int key_take(wsync_engine *e, wsync_job *j)
 {
 	if (!j->key[0])
 		return 0;
-	if (grow((void **)&e->busy_keys, &e->cap_busy, e->n_busy + 1, sizeof *e->busy_keys) < 0)
+	if (wsync_grow((void **)&e->busy_keys, &e->cap_busy, e->n_busy + 1,
+	               sizeof *e->busy_keys) < 0)
 		return -1;
 	e->busy_keys[e->n_busy++] = j->key;
 	return 0;
@@ -98,7 +85,7 @@ static void key_free(wsync_engine *e, const wsync_job *j)
 
 static int held_add(wsync_engine *e, wsync_job *j)
 {
-	if (grow((void **)&e->held, &e->cap_held, e->n_held + 1, sizeof *e->held) < 0)
+	if (wsync_grow((void **)&e->held, &e->cap_held, e->n_held + 1, sizeof *e->held) < 0)
 		return -1;
 	e->held[e->n_held++] = j;
 	return 0;
@@ -360,7 +347,7 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 	const char *names[256];
 	wsync_job **jobs = NULL, **admitted;
 	char *held;
-	size_t np, na = 0;
+	size_t np, na = 0, n_held;
 	int n, ended = 0;
 
 	pthread_rwlock_rdlock(&e->swap_lock);
@@ -368,9 +355,10 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 	*limit = e->cfg->batch_size;
 	pthread_mutex_lock(&e->mu);
 	held = held_literal(e, 0);
+	n_held = e->n_held;
 	pthread_mutex_unlock(&e->mu);
 	n = np && held ? wsync_store_claim(db, e->name, names, np, *limit, e->cfg->lease_seconds,
-	                                   held, &jobs)
+	                                   held, n_held, &jobs)
 	               : 0;
 	free(held);
 	admitted = calloc(n > 0 ? (size_t)n : 1, sizeof *admitted);
@@ -727,7 +715,7 @@ void *wsync_flow_writer(void *p)
 			pthread_cond_wait(&e->writer_cv, &e->mu);
 		if (!e->done.n)
 			break;
-		if (grow((void **)&jobs, &cap, e->done.n, sizeof *jobs) < 0) {
+		if (wsync_grow((void **)&jobs, &cap, e->done.n, sizeof *jobs) < 0) {
 			pthread_mutex_unlock(&e->mu);
 			sleep(1); /* out of memory: try again */
 			pthread_mutex_lock(&e->mu);

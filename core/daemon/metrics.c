@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include "common/config.h"
+#include "common/grow.h"
 #include "wsync/plugin.h"
 
 #include <arpa/inet.h>
@@ -48,21 +49,6 @@ struct wsync_metrics {
 	struct MHD_Daemon *http;
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	size_t c = *cap ? *cap * 2 : 16;
-	void *p;
-	if (need <= *cap)
-		return 0;
-	while (c < need)
-		c *= 2;
-	if (!(p = realloc(*arr, c * elem)))
-		return -1;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
-
 wsync_metrics *wsync_metrics_new(const char *conninfo)
 {
 	wsync_metrics *m = calloc(1, sizeof *m);
@@ -97,7 +83,7 @@ static per_provider *provider_slot(wsync_metrics *m, const char *provider)
 	for (size_t i = 0; i < m->n_providers; i++)
 		if (!strcmp(m->providers[i].provider, provider))
 			return &m->providers[i];
-	if (grow((void **)&m->providers, &m->cap_providers, m->n_providers + 1,
+	if (wsync_grow((void **)&m->providers, &m->cap_providers, m->n_providers + 1,
 	         sizeof *m->providers) < 0)
 		return NULL;
 	memset(&m->providers[m->n_providers], 0, sizeof *m->providers);
@@ -118,7 +104,7 @@ static void count_outcome(wsync_metrics *m, const char *provider, const char *op
 			return;
 		}
 	}
-	if (grow((void **)&m->counters, &m->cap_counters, m->n_counters + 1,
+	if (wsync_grow((void **)&m->counters, &m->cap_counters, m->n_counters + 1,
 	         sizeof *m->counters) < 0)
 		return;
 	c = &m->counters[m->n_counters++];

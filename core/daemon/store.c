@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "common/workout_parse.h"
+#include "host/http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,20 +102,19 @@ static void arrays_free(arrays *a)
 }
 
 /* Invalid UTF-8 in a message would fail the whole outcome transaction:
- * replace each bad byte with '?'. */
+ * replace each bad byte with '?' (the host's own UTF-8 rule). */
 static void utf8_clean(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-		int ok = n > 0;
-		for (int i = 1; ok && i < n; i++)
-			ok = (p[i] >> 6) == 2;
-		if (!ok) {
-			*p++ = '?';
-			continue;
+	size_t n = strlen(s);
+	while (n) {
+		size_t k = wsync_utf8_len(p, n);
+		if (!k) {
+			*p = '?';
+			k = 1;
 		}
-		p += n;
+		p += k;
+		n -= k;
 	}
 }
 
@@ -349,20 +349,17 @@ void wsync_job_free(wsync_job *j)
 
 int wsync_store_claim(PGconn *db, const char *worker, const char *const *providers,
                       size_t n_providers, int limit, int lease_seconds,
-                      const char *held_ids, wsync_job ***out)
+                      const char *held_ids, size_t n_held, wsync_job ***out)
 {
 	char lim[16], lease[16], window[24];
 	char *arr = text_array(providers, n_providers);
 	const char *params[6] = {worker, arr, lim, lease, held_ids ? held_ids : "{}", window};
-	size_t n_held = 0;
 	PGresult *r;
 	int n;
 
 	*out = NULL;
 	if (!arr)
 		return -1;
-	for (const char *p = held_ids; p && *p; p++)
-		n_held += *p == ',';
 	snprintf(lim, sizeof lim, "%d", limit);
 	snprintf(lease, sizeof lease, "%d", lease_seconds);
 	/* Held rows are leased (cand skips them) unless a lease ran out in an

@@ -84,14 +84,14 @@ typedef struct wsync_job {
 void wsync_job_free(wsync_job *job);
 
 /* Claim up to `limit` due entries of the given providers and load them,
- * skipping held_ids (a uuid[] literal, "{...}", of what this process still
- * holds).  Per-entity order holds, and a workout's entries never run beside
+ * skipping held_ids (a uuid[] literal, "{...}", of the n_held entries this
+ * process still holds).  Per-entity order holds, and a workout's entries never run beside
  * its scheduled workouts' on one provider, across every node.  Returns the
  * number claimed (jobs in *out, malloc'ed array of malloc'ed jobs, in queue
  * order), or -1 on a database error. */
 int wsync_store_claim(PGconn *db, const char *worker, const char *const *providers,
                       size_t n_providers, int limit, int lease_seconds,
-                      const char *held_ids, wsync_job ***out);
+                      const char *held_ids, size_t n_held, wsync_job ***out);
 
 /* Record the intents of the calls about to start (asynchronous commit) and
  * count their attempts.  started[i] = 1 when job i's lease was still ours

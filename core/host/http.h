@@ -114,6 +114,10 @@ char *wsync_http_url(const wsync_http_settings *s, const char *path, char *err,
 
 /* URL-encode for form bodies; malloc'ed. */
 char *wsync_url_encode(const char *s);
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if it is
+ * not one (overlong, surrogate, cut short).  http/excerpt.c. */
+size_t wsync_utf8_len(const unsigned char *p, size_t n);
 /* Base64 with padding; malloc'ed. */
 char *wsync_base64_encode(const void *data, size_t len);
 

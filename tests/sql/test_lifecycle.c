@@ -267,7 +267,7 @@ static char *claim(PGconn *db)
 {
 	const char *prov[1] = {"wahoo"};
 	wsync_job **jobs = NULL;
-	int n = wsync_store_claim(db, "test:1:w0", prov, 1, 50, 60, NULL, &jobs);
+	int n = wsync_store_claim(db, "test:1:w0", prov, 1, 50, 60, NULL, 0, &jobs);
 	char *out = calloc(1, 2048);
 	T_CHECK(n >= 0);
 	for (int i = 0; i < n; i++) {

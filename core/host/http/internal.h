@@ -49,10 +49,6 @@ static inline int http_is_digit(int ch)
 /* Up to `max` bytes of `body` as one line of valid UTF-8 into out (outlen
  * >= 4 * max + 8 keeps every byte): control bytes become spaces, invalid
  * bytes '?', trailing blanks dropped.  excerpt.c. */
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if it is
- * not one (overlong, surrogate, cut short).  excerpt.c. */
-size_t wsync_utf8_len(const unsigned char *p, size_t n);
-
 void wsync_http_body_excerpt(const char *body, size_t len, size_t max,
                              char *out, size_t outlen);
 
