@@ -12,9 +12,21 @@
 
 int t_checks, t_failures;
 
+/* The first failures, said again by t_done: a long test's own output (a
+ * daemon log it dumps) must not push them out of a CI log's tail. */
+enum { RECAP_MAX = 20 };
+static char recap[RECAP_MAX][300];
+
 void t_fail(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
+	if (t_failures < RECAP_MAX) {
+		int k = snprintf(recap[t_failures], sizeof recap[0], "FAIL %s:%d: ", file, line);
+		va_start(ap, fmt);
+		if (k >= 0 && (size_t)k < sizeof recap[0])
+			vsnprintf(recap[t_failures] + k, sizeof recap[0] - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
 	t_failures++;
 	fprintf(stderr, "FAIL %s:%d: ", file, line);
 	va_start(ap, fmt);
@@ -25,6 +37,11 @@ void t_fail(const char *file, int line, const char *fmt, ...)
 
 int t_done(void)
 {
+	if (t_failures)
+		fprintf(stderr, "---- failed checks%s ----\n", t_failures > RECAP_MAX
+		        ? " (the first 20)" : "");
+	for (int i = 0; i < t_failures && i < RECAP_MAX; i++)
+		fprintf(stderr, "%s\n", recap[i]);
 	printf("%d checks, %d failed\n", t_checks, t_failures);
 	return t_failures ? 1 : 0;
 }

@@ -8,7 +8,7 @@
  *               5 times during a drain of 2,500 creates; wsyncd restarted
  *               each time: nothing lost, no duplicate plan, nothing failed,
  *               and what the last dead process held is taken again within
- *               lease_seconds (+4 s) of the restart
+ *               lease_seconds (+10 s) of the restart
  *   pgrestart   PostgreSQL restarted twice (-m fast) and stopped for 8 s
  *               once, mid-drain, wsyncd left running: nothing lost, no
  *               duplicate, work resumes within 3 s of the server being back
@@ -508,7 +508,9 @@ static void test_kill9(unsigned seed)
 	            k_s, NULL);
 	printf("  the last kill's stranded entries were all taken again %lld ms after the "
 	       "restart (lease %d s)\n", took, LEASE);
-	T_CHECK(took >= 0 && took <= (LEASE + 4) * 1000);
+	/* The margin covers a start-up under a sanitizer on a loaded CI box;
+	 * a restart that waited for the next poll instead would take minutes. */
+	T_CHECK(took >= 0 && took <= (LEASE + 10) * 1000);
 	if (failed())
 		show_log(&n);
 }
