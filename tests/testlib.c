@@ -172,6 +172,16 @@ void t_write_file(const char *path, const char *text, unsigned mode)
 	chmod(path, (mode_t)mode);
 }
 
+void t_shared_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+	if (fd < 0 || fchmod(fd, 0666) < 0) {
+		fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	close(fd);
+}
+
 char *t_tempdir(void)
 {
 	char *d = strdup("/tmp/wsync-test.XXXXXX");

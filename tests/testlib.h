@@ -95,5 +95,9 @@ char *t_read_file(const char *path);
 void t_write_file(const char *path, const char *text, unsigned mode);
 /* A fresh temp directory (malloc'ed path). */
 char *t_tempdir(void);
+/* An empty file anyone may write (truncated if it exists): what a plugin
+ * writes to from its child process, which runs as [plugins] user (nobody)
+ * when the tests run as root (core/host/isolate.h). */
+void t_shared_file(const char *path);
 
 #endif

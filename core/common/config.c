@@ -412,6 +412,12 @@ static const struct key_row {
 	{"plugins", "conf_dir", WSYNC_KEY_PATH, 0, 0, WSYNC_DEFAULT_CONF_DIR,
 	 "$sysconfdir/wsync/conf.d", 0, MAIN(conf_dir),
 	 "one INI per provider instance; relative to the folder of wsyncd.ini"},
+	{"plugins", "isolate", WSYNC_KEY_BOOL, 0, 0, "true", NULL, 0, MAIN(plugin_isolate),
+	 "run each instance's plugin in a child process of its own; false: inside wsyncd"},
+	{"plugins", "user", WSYNC_KEY_STRING, 0, 0, "nobody", NULL, 0, MAIN(plugin_user),
+	 "when wsyncd runs as root, the plugins' child processes run as this user"},
+	{"plugins", "memory_limit_mb", WSYNC_KEY_INT, 0, 1048576, "1024", NULL, 0,
+	 MAIN(plugin_memory_limit_mb), "address space of each plugin process (0 = no limit)"},
 	{"log", "level", WSYNC_KEY_LOG_LEVEL, 0, 0, "info", NULL, 0, MAIN(log_level),
 	 "debug, info, warning or error"},
 	{"metrics", "listen", WSYNC_KEY_LISTEN, 0, 0, "", NULL, 0, MAIN(metrics_listen),
@@ -440,6 +446,14 @@ static const struct key_row {
 	 "whole request"},
 	{"provider", "ca_file", WSYNC_KEY_STRING, 0, 0, NULL, "system store", 0, INST(ca_file),
 	 "trust store; TLS verification is always on"},
+	{"provider", "call_timeout_seconds", WSYNC_KEY_INT, 1, 86400, NULL,
+	 "timeout_seconds + 30", 0, INST(call_timeout_s),
+	 "a plugin holding one call longer (its HTTP time not counted) is killed"},
+	{"provider", "quarantine_after_crashes", WSYNC_KEY_INT, 0, 1000, "5", NULL, 0,
+	 INST(quarantine_after),
+	 "crashes or hangs within quarantine_window_seconds that stop the plugin (0 = never)"},
+	{"provider", "quarantine_window_seconds", WSYNC_KEY_INT, 1, 86400, "600", NULL, 0,
+	 INST(quarantine_window_s), "the window of quarantine_after_crashes"},
 	{"oauth", "token_url", WSYNC_KEY_URL, 0, 0, NULL, NULL, 0, INST(token_url),
 	 "refresh endpoint, https://; without it tokens are never refreshed"},
 	{"oauth", "client_id", WSYNC_KEY_STRING, 0, 0, NULL, NULL, 0, INST(client_id),
@@ -889,6 +903,14 @@ _Static_assert(offsetof(wsync_provider_config, n_user_windows) ==
                offsetof(wsync_provider_config, user_windows) +
                sizeof(wsync_rate_window) * WSYNC_MAX_APP_WINDOWS, "n_user_windows");
 
+/* call_timeout_seconds follows timeout_seconds unless set: one HTTP
+ * request's worth of plugin time, and a margin. */
+static void derive_call_timeout(wsync_provider_config *p)
+{
+	if (p->call_timeout_s == 0)
+		p->call_timeout_s = p->timeout_s + 30;
+}
+
 /* The per-user windows: user_rate_limits, or rate_limit_per_minute/1m.
  * Both set is refused rather than combined: two keys for the same minute
  * window would leave the reader guessing which one holds.  Two windows of
@@ -1028,6 +1050,7 @@ static void load_instance(wsync_config *cfg, const char *dir, const char *fname)
 	check_required(cfg, WSYNC_SCOPE_INSTANCE, p, path);
 	check_insecure(cfg, p);
 	check_user_windows(cfg, p);
+	derive_call_timeout(p);
 	if (p->token_url && (!p->client_id || !p->client_secret_file))
 		wsync_config_error(cfg, "%s: [oauth] token_url needs client_id and "
 		                   "client_secret_file too", path);
@@ -1166,6 +1189,7 @@ void wsync_config_free(wsync_config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->conf_dir);
 	free(cfg->metrics_listen);
+	free(cfg->plugin_user);
 	free(cfg->errors);
 	free(cfg);
 }

@@ -62,6 +62,9 @@ typedef struct wsync_provider_config {
 	char *client_id;
 	char *client_secret_file;
 	char *client_secret;                       /* file content; never print */
+	int call_timeout_s;                        /* plugin time per call (isolate.h) */
+	int quarantine_after;                      /* crashes/hangs in the window; 0 never */
+	int quarantine_window_s;
 	wsync_config_entry *entries;
 	size_t n_entries;
 } wsync_provider_config;
@@ -79,6 +82,9 @@ typedef struct wsync_config {
 	int n_backoff;
 	char *plugin_dir;
 	char *conf_dir;
+	int plugin_isolate;                        /* 1: a child process per instance */
+	char *plugin_user;                         /* the children's user under root */
+	int plugin_memory_limit_mb;                /* RLIMIT_AS of a child; 0 none */
 	int log_level;                             /* WSYNC_LOG_* */
 	char *metrics_listen;                      /* NULL or "" = off */
 	wsync_provider_config *providers;

@@ -6,12 +6,15 @@
 
 #include "common/log.h"
 #include "host/host.h"
+#include "host/isolate.h"
 #include "notify.h"
 #include "providers.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -120,12 +123,118 @@ static void notify_ready(wsync_engine *e)
 }
 
 /* Tell the database what this node's configuration serves; a provider
- * whose INI is gone is marked removed for this node (providers.c). */
+ * whose INI is gone is marked removed for this node (providers.c).  A
+ * fresh registry has no quarantine: neither has the node's record. */
 static void register_providers(wsync_engine *e, PGconn *db)
 {
 	char node[PATH_MAX + 300];
 	wsync_node_name(e->config_path, node, sizeof node);
 	wsync_providers_register(db, node, e->registry);
+	if (wsync_store_quarantine_clear(db, node) < 0)
+		wsync_debug("quarantine records not cleared (migration 0010 missing?): %.*s",
+		            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+}
+
+/* A plugin's child was quarantined (host/isolate.h, from a call thread):
+ * the supervisor records it. */
+static void child_changed(void *arg)
+{
+	wsync_engine *e = arg;
+	if (write(e->pipe_fd[1], "q", 1) < 0) {
+		/* the pipe is full: the supervisor is awake anyway */
+	}
+}
+
+/* Record new quarantines for the operator, and lift those the operator
+ * released (`wsyncctl plugins --release`).  Returns how many instances
+ * are still quarantined. */
+static int sync_quarantine(wsync_engine *e, PGconn *db)
+{
+	char node[PATH_MAX + 300], why[600];
+	int left = 0;
+	wsync_node_name(e->config_path, node, sizeof node);
+	pthread_rwlock_rdlock(&e->swap_lock);
+	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
+		wsync_plugin_instance *in = wsync_registry_at(e->registry, i);
+		if (!in->child || !wsync_child_quarantined(in->child, NULL, 0))
+			continue;
+		if (wsync_child_quarantine_news(in->child, why, sizeof why)) {
+			if (wsync_store_quarantine(db, node, in->name, why) < 0)
+				wsync_warn("provider %s: quarantine not recorded in the database: %.*s",
+				           in->name, (int)strcspn(PQerrorMessage(db), "\n"),
+				           PQerrorMessage(db));
+		} else if (wsync_store_quarantine_lifted(db, node, in->name) == 1) {
+			wsync_info("provider %s: released by the operator", in->name);
+			wsync_child_release(in->child);
+			wake_workers(e); /* its entries are claimed again */
+			continue;
+		}
+		left++;
+	}
+	pthread_rwlock_unlock(&e->swap_lock);
+	return left;
+}
+
+/* When wsyncd runs as root, its plugins' children run as [plugins] user. */
+static int plugin_user(const wsync_config *cfg, wsync_isolation *iso, char *err, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int rc;
+	if (geteuid() != 0)
+		return 0;
+	rc = getpwnam_r(cfg->plugin_user ? cfg->plugin_user : "", &pw, buf, sizeof buf, &found);
+	if (!found) {
+		snprintf(err, len, "[plugins] user '%s': %s (wsyncd runs as root and starts each "
+		         "plugin as this user: create it, or name another)",
+		         cfg->plugin_user ? cfg->plugin_user : "",
+		         rc ? strerror(rc) : "no such user");
+		return -1;
+	}
+	if (pw.pw_uid == 0) {
+		snprintf(err, len, "[plugins] user '%s' is root: plugins must not run as root "
+		         "(name an unprivileged user, e.g. nobody)", cfg->plugin_user);
+		return -1;
+	}
+	iso->drop = 1;
+	iso->uid = pw.pw_uid;
+	iso->gid = pw.pw_gid;
+	return 0;
+}
+
+static void refuse_all(wsync_registry *reg, const char *why)
+{
+	for (size_t i = 0; i < wsync_registry_count(reg); i++) {
+		wsync_plugin_instance *in = wsync_registry_at(reg, i);
+		if (!in->loaded)
+			continue;
+		in->loaded = 0;
+		in->config_error = 1;
+		free(in->refusal);
+		in->refusal = strdup(why);
+		wsync_error("provider %s refused: %s", in->name, why);
+	}
+}
+
+/* The registry the engine runs: plugins in child processes of their own
+ * unless [plugins] isolate = false. */
+static wsync_registry *load_registry(wsync_engine *e, const wsync_config *cfg)
+{
+	wsync_isolation iso = {.channels = e->n_threads,
+	                       .memory_limit_mb = cfg->plugin_memory_limit_mb,
+	                       .changed = child_changed, .changed_arg = e};
+	wsync_load_options opts = {.validate_only = 1};
+	wsync_registry *reg;
+	char err[300];
+	if (!cfg->plugin_isolate)
+		return wsync_registry_load(cfg, wsync_host_services());
+	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
+	if (plugin_user(cfg, &iso, err, sizeof err) < 0) {
+		refuse_all(reg, err);
+		return reg;
+	}
+	wsync_isolate_registry(reg, &iso);
+	return reg;
 }
 
 static void reload(wsync_engine *e, PGconn *db)
@@ -151,7 +260,7 @@ static void reload(wsync_engine *e, PGconn *db)
 	e->cfg = cfg;
 	wsync_log_set_level(cfg->log_level);
 	wsync_config_warn_insecure(cfg);
-	reg = wsync_registry_load(cfg, wsync_host_services());
+	reg = load_registry(e, cfg);
 	e->registry = reg;
 	if (db)
 		register_providers(e, db);
@@ -201,6 +310,10 @@ static void supervise(wsync_engine *e)
 		timeout_ms = e->cfg->interval_minutes * 60 * 1000;
 		if (due >= 0 && due * 1000 < timeout_ms)
 			timeout_ms = due < 1 ? 1000 : (int)(due * 1000) + 200;
+		/* While a plugin is quarantined, look for the operator's release
+		 * every few seconds (LISTEN may be off). */
+		if (sync_quarantine(e, db) > 0 && timeout_ms > 5000)
+			timeout_ms = 5000;
 		/* Under a systemd watchdog, wake in time to ping it. */
 		wsync_notify_watchdog();
 		if (wsync_notify_watchdog_ms() > 0 && wsync_notify_watchdog_ms() < timeout_ms)
@@ -262,7 +375,7 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	 * back after a reconnect is only ever its own. */
 	gethostname(host, sizeof host - 1);
 	snprintf(e->name, sizeof e->name, "%s:%d:%08x", host, (int)getpid(), (unsigned)rand());
-	e->registry = wsync_registry_load(cfg, wsync_host_services());
+	e->registry = load_registry(e, cfg);
 	e->metrics = wsync_metrics_new(e->conninfo);
 	return e;
 }

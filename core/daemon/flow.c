@@ -7,6 +7,8 @@
  */
 #include "engine_internal.h"
 
+#include "host/isolate.h"
+
 #include "common/grow.h"
 #include "common/log.h"
 #include "host/host.h"
@@ -308,7 +310,8 @@ static size_t provider_names(wsync_registry *r, const char **names, size_t max)
 	size_t n = 0;
 	for (size_t i = 0; i < wsync_registry_count(r) && n < max; i++) {
 		wsync_plugin_instance *in = wsync_registry_at(r, i);
-		if (in->loaded && in->enabled)
+		/* A quarantined plugin's entries stay pending, unclaimed. */
+		if (in->loaded && in->enabled && !wsync_child_quarantined(in->child, NULL, 0))
 			names[n++] = in->name;
 	}
 	return n;

@@ -720,3 +720,33 @@ int wsync_store_register_provider(PGconn *db, const char *name, const char *plug
 		" ON CONFLICT (name) DO UPDATE SET plugin = EXCLUDED.plugin,"
 		"   enabled = EXCLUDED.enabled, updated_at = now()", 3, p) < 0 ? -1 : 0;
 }
+
+int wsync_store_quarantine(PGconn *db, const char *node, const char *provider,
+                           const char *reason)
+{
+	const char *p[3] = {node, provider, reason};
+	PGresult *r = PQexecParams(db, "SELECT wsync_provider_quarantine($1, $2, $3)", 3, NULL, p,
+	                           NULL, NULL, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+	PQclear(r);
+	return rc;
+}
+
+int wsync_store_quarantine_clear(PGconn *db, const char *node)
+{
+	return exec_count(db, "UPDATE sync_provider_nodes SET quarantined_at = NULL,"
+	                      " quarantine_reason = NULL WHERE node = $1"
+	                      " AND quarantined_at IS NOT NULL", 1, &node);
+}
+
+int wsync_store_quarantine_lifted(PGconn *db, const char *node, const char *provider)
+{
+	const char *p[2] = {node, provider};
+	PGresult *r = PQexecParams(db, "SELECT quarantined_at IS NULL FROM sync_provider_nodes"
+	                               " WHERE node = $1 AND provider = $2", 2, NULL, p, NULL,
+	                           NULL, 0);
+	int rc = PQresultStatus(r) != PGRES_TUPLES_OK ? -1
+	         : PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
+	PQclear(r);
+	return rc;
+}

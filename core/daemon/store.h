@@ -135,4 +135,13 @@ long wsync_store_next_due(PGconn *db);
 int wsync_store_register_provider(PGconn *db, const char *name, const char *plugin,
                                   int enabled);
 
+/* Quarantine (host/isolate.h) as the operator sees it (migration 0010):
+ * record this node's quarantine of `provider` (reason NULL: lifted); clear
+ * every one of this node (start, reload); and whether the operator lifted
+ * it (`wsyncctl plugins --release`): 1 yes, 0 no, -1 on error. */
+int wsync_store_quarantine(PGconn *db, const char *node, const char *provider,
+                           const char *reason);
+int wsync_store_quarantine_clear(PGconn *db, const char *node);
+int wsync_store_quarantine_lifted(PGconn *db, const char *node, const char *provider);
+
 #endif

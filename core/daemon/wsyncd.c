@@ -5,6 +5,7 @@
 #include "common/filetrust.h"
 #include "engine.h"
 #include "host/host.h"
+#include "host/isolate.h"
 #include "common/log.h"
 #include "host/plugin_loader.h"
 #include "notify.h"
@@ -204,7 +205,11 @@ int main(int argc, char **argv)
 	wsync_config *cfg;
 	struct sigaction sa;
 
+	/* A plugin's child process (host/isolate.h): the same binary, started
+	 * fresh by wsyncd, so none of wsyncd's memory is in it. */
 	limit_arenas();
+	if (argc >= 2 && !strcmp(argv[1], "--plugin-host"))
+		return wsync_plugin_host_main();
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;

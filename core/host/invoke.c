@@ -4,6 +4,7 @@
 #include "invoke.h"
 
 #include "common/log.h"
+#include "isolate.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -21,14 +22,22 @@ static wsync_operation_fn operation(const wsync_plugin *d, int which)
 	}
 }
 
-/* One call with a fresh outcome; serial plugins get the instance's lock. */
-static int32_t call_once(wsync_plugin_instance *inst, wsync_call *call,
-                         wsync_operation_fn op, const wsync_request *req)
+const char *wsync_invoke_op_name(int which)
+{
+	return which >= 0 && which < (int)(sizeof op_names / sizeof op_names[0])
+	       ? op_names[which] : "?";
+}
+
+int32_t wsync_invoke_once(wsync_plugin_instance *inst, wsync_call *call, int which,
+                          const wsync_request *req)
 {
 	int serial = (inst->desc->flags & WSYNC_PLUGIN_SERIAL) != 0;
 	const wsync_plugin_instance *outer = wsync_current_instance;
+	wsync_operation_fn op = operation(inst->desc, which);
 	int32_t st;
 	wsync_call_reset_outcome(call);
+	if (inst->child)
+		return call->status = wsync_child_call(inst->child, call, which, req);
 	if (serial)
 		pthread_mutex_lock(&inst->serial_lock);
 	wsync_current_instance = inst; /* a crash in there names the plugin */
@@ -46,7 +55,6 @@ int32_t wsync_invoke(wsync_plugin_instance *inst, wsync_call *call, int which,
 {
 	int is_delete = which == WSYNC_INVOKE_DELETE_WORKOUT ||
 	                which == WSYNC_INVOKE_DELETE_SCHEDULED_WORKOUT;
-	wsync_operation_fn op;
 	int32_t st;
 
 	if (recreated)
@@ -56,10 +64,9 @@ int32_t wsync_invoke(wsync_plugin_instance *inst, wsync_call *call, int which,
 		snprintf(call->message, sizeof call->message, "unknown operation %d", which);
 		return call->status = WSYNC_E_UNEXPECTED;
 	}
-	op = operation(inst->desc, which);
 	req->host = wsync_instance_host(inst);
 	req->instance = inst;
-	st = call_once(inst, call, op, req);
+	st = wsync_invoke_once(inst, call, which, req);
 	if (st == WSYNC_E_NOT_FOUND && is_delete) {
 		st = call->status = WSYNC_OK; /* already gone: that is what we wanted */
 	} else if (st == WSYNC_E_NOT_FOUND && req->operation == WSYNC_OP_UPDATE) {
@@ -74,7 +81,7 @@ int32_t wsync_invoke(wsync_plugin_instance *inst, wsync_call *call, int which,
 		req->operation = WSYNC_OP_CREATE;
 		if (recreated)
 			*recreated = 1;
-		st = call_once(inst, call, op, req);
+		st = wsync_invoke_once(inst, call, which, req);
 	}
 	if (st != WSYNC_OK && st != WSYNC_NOT_APPLICABLE && !call->message[0])
 		snprintf(call->message, sizeof call->message,

@@ -37,4 +37,13 @@ enum {
 int32_t wsync_invoke(wsync_plugin_instance *inst, wsync_call *call, int which,
                      wsync_request *req, int *recreated);
 
+/* One call of operation `which`, no rule applied: in the instance's child
+ * process when it has one (isolate.h), else here, with the serial lock and
+ * wsync_current_instance.  A fresh outcome; the returned status wins. */
+int32_t wsync_invoke_once(wsync_plugin_instance *inst, wsync_call *call, int which,
+                          const wsync_request *req);
+
+/* "sync_workout", ... for messages; "?" out of range. */
+const char *wsync_invoke_op_name(int which);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "common/filetrust.h"
 #include "common/log.h"
+#include "isolate.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,6 +37,7 @@ typedef struct loaded_file {
 struct wsync_registry {
 	const wsync_config *cfg;
 	const wsync_host *host;
+	wsync_load_options opts;
 	loaded_file **files;      /* separately allocated: instances point into them */
 	size_t n_files;
 	wsync_plugin_instance **instances;
@@ -127,16 +129,16 @@ static int check_descriptor(const wsync_plugin *d, const char *path, char *err,
 
 /* Open and validate; on success `copy` holds the descriptor as the plugin
  * compiled it, zero-filled past its struct_size. */
-static int open_plugin(const char *path, void **handle, wsync_plugin *copy,
-                       char *err, size_t errlen)
+static int open_plugin(const char *path, const char *open_path, void **handle,
+                       wsync_plugin *copy, char *err, size_t errlen)
 {
 	wsync_plugin_entry_v1 entry;
 	const wsync_plugin *d;
 	void *h;
 
-	if (check_file(path, err, errlen) < 0)
+	if (!open_path && check_file(path, err, errlen) < 0)
 		return -1;
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	h = dlopen(open_path ? open_path : path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		snprintf(err, errlen, "%s: cannot load: %s (check its libraries with ldd)",
 		         path, dlerror());
@@ -164,7 +166,7 @@ int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,
 {
 	static _Thread_local wsync_plugin copy;
 	void *h;
-	if (open_plugin(path, &h, &copy, err, errlen) < 0)
+	if (open_plugin(path, NULL, &h, &copy, err, errlen) < 0)
 		return -1;
 	*desc = &copy;
 	return 0;
@@ -188,7 +190,7 @@ static loaded_file *get_file(wsync_registry *r, const char *plugin)
 	if (strchr(plugin, '/') || plugin[0] == '.')
 		snprintf(err, sizeof err, "%s: plugin name '%s' must be a file name, not a path",
 		         path, plugin);
-	else if (open_plugin(path, &f->handle, &f->desc, err, sizeof err) == 0 &&
+	else if (open_plugin(path, r->opts.open_path, &f->handle, &f->desc, err, sizeof err) == 0 &&
 	         strcmp(f->desc.name, plugin) != 0)
 		snprintf(err, sizeof err, "%s: declares plugin name '%s', expected '%s' "
 		         "(one plugin per name: rename the file or fix [provider] plugin)",
@@ -299,11 +301,13 @@ static void init_instance(wsync_registry *r, wsync_plugin_instance *in,
 			         "(from %s)", p->path, in->name, r->instances[i]->cfg->path);
 			{ refuse(in, err, 1); return; }
 		}
-	if (check_plugin_keys(in, &f->desc) < 0)
+	/* In the child the parent has checked the keys and read the secrets. */
+	if (!r->opts.open_path && check_plugin_keys(in, &f->desc) < 0)
 		{ refuse(in, NULL, 1); return; }
 	in->desc = &f->desc;
 	wsync_current_instance = in;
-	st = f->desc.init ? f->desc.init(r->host, in, &in->state) : WSYNC_OK;
+	st = f->desc.init && !r->opts.validate_only ? f->desc.init(r->host, in, &in->state)
+	                                            : WSYNC_OK;
 	wsync_current_instance = NULL;
 	if (st != WSYNC_OK) {
 		char err[512];
@@ -327,11 +331,19 @@ static void init_instance(wsync_registry *r, wsync_plugin_instance *in,
 
 wsync_registry *wsync_registry_load(const wsync_config *cfg, const wsync_host *host)
 {
+	return wsync_registry_load_opts(cfg, host, NULL);
+}
+
+wsync_registry *wsync_registry_load_opts(const wsync_config *cfg, const wsync_host *host,
+                                         const wsync_load_options *opts)
+{
 	wsync_registry *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
 	r->cfg = cfg;
 	r->host = host;
+	if (opts)
+		r->opts = *opts;
 	r->instances = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *r->instances);
 	if (!r->instances)
 		abort();
@@ -360,7 +372,8 @@ void wsync_registry_free(wsync_registry *r)
 		return;
 	for (size_t i = 0; i < r->n_instances; i++) {
 		wsync_plugin_instance *in = r->instances[i];
-		if (in->loaded && in->desc->destroy)
+		wsync_child_free(in->child); /* its destroy() runs there */
+		if (in->loaded && in->desc->destroy && !r->opts.validate_only)
 			in->desc->destroy(in->state);
 		pthread_mutex_destroy(&in->serial_lock);
 		free(in->name);

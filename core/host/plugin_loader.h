@@ -32,6 +32,8 @@ struct wsync_instance {
 	pthread_mutex_t serial_lock;       /* for WSYNC_PLUGIN_SERIAL */
 	int config_error;                  /* refusal is a configuration error */
 	wsync_registry *registry;          /* owner */
+	struct wsync_child *child;         /* the process the plugin runs in
+	                                      (isolate.h), or NULL: in-process */
 };
 
 /* The instance whose plugin code this thread is running (set around init()
@@ -46,6 +48,20 @@ extern _Thread_local const wsync_plugin_instance *wsync_current_instance;
  */
 wsync_registry *wsync_registry_load(const wsync_config *cfg,
                                     const wsync_host *host);
+
+/* How wsyncd loads when plugins run in child processes (isolate.h). */
+typedef struct wsync_load_options {
+	int validate_only;      /* the parent: check files, descriptors and
+	                           keys, never call init() or destroy() (the
+	                           child does); instances count as loaded */
+	const char *open_path;  /* the child: dlopen this instead of the
+	                           configured file (/proc/self/fd/N, opened
+	                           before dropping privileges), which the
+	                           parent has checked already */
+} wsync_load_options;
+
+wsync_registry *wsync_registry_load_opts(const wsync_config *cfg, const wsync_host *host,
+                                         const wsync_load_options *opts);
 /* destroy() every loaded instance; the .so files stay mapped. */
 void wsync_registry_free(wsync_registry *r);
 

@@ -32,6 +32,7 @@ static void write_config(const char *dir, const char *conninfo, int workers,
 	         "[provider]\nplugin = scripted\n[scripted]\nrecord_file = %s\ndelay_ms = %d\n",
 	         record, delay_ms);
 	t_write_file(path, text, 0644);
+	t_shared_file(record);
 	snprintf(ini_out, 512, "%s/wsyncd.ini", dir);
 	snprintf(text, sizeof text,
 	         "[database]\nconninfo = %s\n[engine]\nworkers = %d\nbatch_size = %d\n"

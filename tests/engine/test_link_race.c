@@ -57,7 +57,7 @@ static void resync(PGconn *db, const char *calls)
 	                       " VALUES ('11111111-1111-1111-1111-111111111111', $1,"
 	                       " current_date - 3) RETURNING id", 1, p);
 	drain();
-	unlink(calls);
+	t_shared_file(calls);
 
 	/* A rename queues the upcoming schedule, not the past one. */
 	t_exec(db, "UPDATE workouts SET name = 'renamed' WHERE id = $1", 1, p);
@@ -74,7 +74,7 @@ static void resync(PGconn *db, const char *calls)
 
 	/* Re-created with nothing else changing (an operator's re-sync with
 	 * the triggers off): the engine itself re-queues the schedule. */
-	unlink(calls);
+	t_shared_file(calls);
 	p[0] = w;
 	t_exec(db, "BEGIN", 0, NULL);
 	t_exec(db, "SET LOCAL wsync.triggers = off", 0, NULL);
@@ -113,6 +113,7 @@ int main(int argc, char **argv)
 	snprintf(ini, sizeof ini, "[provider]\nplugin = scripted\n[scripted]\nrecord_file = %s\n"
 	         "delay_ms = 150\n", calls);
 	t_write_file(path, ini, 0644);
+	t_shared_file(calls);
 	snprintf(path, sizeof path, "%s/wsyncd.ini", dir);
 	snprintf(ini, sizeof ini, "[database]\nconninfo = %s\n[engine]\nworkers = 4\n"
 	         "batch_size = 4\n[plugins]\ndir = %s\nconf_dir = conf.d\n",

@@ -12,7 +12,8 @@
  *   pgrestart   PostgreSQL restarted twice (-m fast) and stopped for 8 s
  *               once, mid-drain, wsyncd left running: nothing lost, no
  *               duplicate, work resumes within 3 s of the server being back
- *   crashloop   one entry whose plugin call segfaults, among healthy entries
+ *   crashloop   ([plugins] isolate = false) one entry whose plugin call
+ *               segfaults wsyncd, among healthy entries
  *               of its provider and of another provider; wsyncd restarted
  *               after each crash (as systemd would) until the entry is
  *               abandoned: only that entry fails
@@ -150,6 +151,9 @@ typedef struct node {
 	pid_t pid;
 } node;
 
+/* Extra [plugins] lines of the next make_node. */
+static const char *plugins_ini = "";
+
 /* A node directory with wsyncd.ini; `engine` goes into [engine]. */
 static void make_node(node *n, const char *tag, const char *engine)
 {
@@ -164,8 +168,8 @@ static void make_node(node *n, const char *tag, const char *engine)
 	mkdir(n->conf_dir, 0755);
 	snprintf(text, sizeof text,
 	         "[database]\nconninfo = %s\n[engine]\n%s\n[plugins]\ndir = %s\nconf_dir = %s\n"
-	         "[log]\nlevel = info\n",
-	         conninfo, engine, plugin_dir, n->conf_dir);
+	         "%s[log]\nlevel = info\n",
+	         conninfo, engine, plugin_dir, n->conf_dir, plugins_ini);
 	t_write_file(n->ini, text, 0644);
 }
 
@@ -197,6 +201,8 @@ static void scripted_instance(node *n, const char *name, const char *scripted)
 	         "[provider]\nplugin = scripted\nrate_limit_per_minute = 100000\n"
 	         "[scripted]\nrecord_file = %s\n%s\n", n->calls, scripted ? scripted : "");
 	t_write_file(path, text, 0644);
+	if (access(n->calls, F_OK) != 0)
+		t_shared_file(n->calls);
 	register_provider(name, "scripted");
 }
 
@@ -639,7 +645,10 @@ static void crashloop(const char *tag, int workers)
 	         workers);
 	snprintf(prov, sizeof prov, "%s", tag);
 	snprintf(mate, sizeof mate, "%s_mate", tag);
+	/* In-process: the crash is wsyncd's (isolated plugins: test_isolation.c). */
+	plugins_ini = "isolate = false\n";
 	make_node(&n, tag, engine);
+	plugins_ini = "";
 	scripted_instance(&n, prov, "delay_ms = 30");
 	scripted_instance(&n, mate, "delay_ms = 30");
 	/* Innocent entries of the same provider before and after the crashing

@@ -170,6 +170,9 @@ typedef struct node {
 	pid_t pid;
 } node;
 
+/* Extra [plugins] lines of the next make_node. */
+static const char *plugins_ini = "";
+
 static void write_instance(const node *n, const char *name, const char *plugin,
                            const char *extra)
 {
@@ -206,6 +209,7 @@ static void make_node(node *n, const char *tag, const char *provider, int worker
 	snprintf(n->calls, sizeof n->calls, "%s/calls.log", n->dir);
 	mkdir(n->dir, 0755);
 	mkdir(n->conf_dir, 0755);
+	t_shared_file(n->calls);
 	if (provider) {
 		const char *p[1] = {provider};
 		snprintf(path, sizeof path, "%s/%s.ini", n->conf_dir, provider);
@@ -219,10 +223,10 @@ static void make_node(node *n, const char *tag, const char *provider, int worker
 	}
 	snprintf(text, sizeof text,
 	         "[database]\nconninfo = %s%s\n[engine]\nworkers = %d\nbatch_size = %d\n%s\n"
-	         "[plugins]\ndir = %s\nconf_dir = %s\n[log]\nlevel = info\n",
+	         "[plugins]\ndir = %s\nconf_dir = %s\n%s[log]\nlevel = info\n",
 	         conninfo, conninfo_extra ? conninfo_extra : "", workers, batch,
 	         engine_ini ? engine_ini : "", plugin_dir ? plugin_dir : fixture_dir,
-	         n->conf_dir);
+	         n->conf_dir, plugins_ini);
 	t_write_file(n->ini, text, 0644);
 }
 
@@ -785,14 +789,18 @@ static void test_listen(void)
 
 /* ---- 3. a crashing plugin is named; the entry ends "abandoned" ---- */
 
+/* With [plugins] isolate = false a plugin runs inside wsyncd, and its crash
+ * is wsyncd's (the isolated case is tests/robustness/test_isolation.c). */
 static void test_crash(void)
 {
 	node n;
 	char *u, *w, *q, *log, *msg;
 	const char *p[1];
 
-	begin("crash: a plugin that crashes wsyncd");
+	begin("crash: a plugin that crashes wsyncd (isolate = false)");
+	plugins_ini = "isolate = false\n";
 	make_node(&n, "crash", "crash", 1, 10, NULL, NULL, NULL, NULL, NULL);
+	plugins_ini = "";
 	u = new_user("crash");
 	{
 		const char *pw[1] = {u};
