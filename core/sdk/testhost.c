@@ -24,18 +24,24 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
 #define DEFAULT_TOKEN "testhost-access-token"
+#define DEFAULT_CALL_TIMEOUT_S 30u
+#define TIMEOUT_ENV "WSYNC_TESTHOST_CALL_TIMEOUT"
+#define MAX_CALL_TIMEOUT_S 604800u   /* a week: more is a typo */
+#define ALTSTACK_SIZE (64 * 1024)
 
 /* The call context handed to the plugin: a real wsync_call first, so the
  * core's services work on it unchanged, and the way back to the test host. */
@@ -77,6 +83,21 @@ struct wsync_testhost {
 
 	wsync_testhost_responder responder;   /* NULL: real HTTP */
 	void *responder_ctx;
+
+	/* Crash and hang reports (see "guarded calls" below). */
+	char who[320];                 /* "wsync-testhost: plugin X (instance Y)" */
+	void *altstack;                /* mmap'ed, ALTSTACK_SIZE, or NULL */
+	int handlers_installed;        /* counted in n_guarded_hosts */
+	uint32_t call_timeout_s;       /* 0: none */
+	int watchdog_started;
+	pthread_t watchdog;
+	pthread_mutex_t wd_mu;         /* guards the wd_* below */
+	pthread_cond_t wd_cv;          /* CLOCK_MONOTONIC */
+	int wd_quit;
+	int wd_armed;
+	struct timespec wd_deadline;
+	const char *wd_op;
+	uint32_t wd_seconds;           /* the limit of the armed call */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -182,6 +203,342 @@ static wsync_testhost *host_of(const wsync_instance *inst)
 			break;
 	pthread_mutex_unlock(&hosts_mu);
 	return th;
+}
+
+/* ---- guarded calls: crash and hang reports -------------------------------
+ *
+ * Every call into the plugin (init() inside wsync_registry_load, each
+ * operation, destroy() inside wsync_registry_free) runs between
+ * guard_enter() and guard_leave().  The guard names the plugin, the
+ * instance and the operation for two reporters:
+ *   - on_fatal(), the handler of SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT,
+ *     installed while a test host lives: on a thread inside a guarded call
+ *     it writes one line first; then, everywhere, the signal goes where it
+ *     would have gone without the test host: the handler that was there
+ *     before (the test program's, a fuzzer's, a sanitizer's), else the
+ *     default action, so the process dies of the same signal (exit status
+ *     and core dump are the fault's);
+ *   - the test host's watchdog thread: a call that outlives the limit gets
+ *     one line and abort().
+ * The guard is found through a thread-local pointer with the initial-exec
+ * TLS model: reading it is a plain load, safe in a signal handler (a
+ * dynamic-TLS read may allocate). */
+
+typedef struct guard {
+	const wsync_testhost *th;
+	const char *op;
+	const struct guard *outer;   /* a test host called from a plugin */
+	int own_altstack;            /* this guard installed th->altstack */
+} guard;
+
+static _Thread_local const guard *current_guard
+	__attribute__((tls_model("initial-exec")));
+
+static const int fatal_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+static const char *const fatal_names[] = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL",
+                                          "SIGABRT"};
+#define N_FATAL (sizeof fatal_sigs / sizeof fatal_sigs[0])
+static struct sigaction saved_actions[N_FATAL];   /* before the first host */
+static int n_guarded_hosts;                       /* under hosts_mu */
+
+/* Async-signal-safe formatting into a fixed buffer (the handler's only
+ * tools, with write(2)). */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+	while (s && *s && at + 1 < cap)
+		buf[at++] = *s++;
+	return at;
+}
+
+static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long v)
+{
+	char digits[24];
+	int n = 0;
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof digits);
+	while (n > 0 && at + 1 < cap)
+		buf[at++] = digits[--n];
+	return at;
+}
+
+static void write_all(const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, buf, n);
+		if (w <= 0 && errno != EINTR)
+			return;
+		if (w > 0) {
+			buf += w;
+			n -= (size_t)w;
+		}
+	}
+}
+
+static void die_of(int sig)
+{
+	struct sigaction dfl;
+	sigset_t set;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig); /* not reached: the default action of sig terminates */
+}
+
+/* What would have happened without the test host: the handler that was
+ * there before (a fuzzer's saves the input, a sanitizer's prints a stack
+ * trace), else the default action. */
+static void chain(size_t i, int sig, siginfo_t *info, void *uctx)
+{
+	const struct sigaction *prev = &saved_actions[i];
+	if (prev->sa_flags & SA_SIGINFO)
+		prev->sa_sigaction(sig, info, uctx);
+	else if (prev->sa_handler == SIG_IGN)
+		return;
+	else if (prev->sa_handler == SIG_DFL)
+		die_of(sig);
+	else
+		prev->sa_handler(sig);
+}
+
+static void on_fatal(int sig, siginfo_t *info, void *uctx)
+{
+	const guard *g = current_guard;
+	int saved_errno = errno;
+	char line[512];
+	size_t i = 0, n;
+
+	while (i < N_FATAL && fatal_sigs[i] != sig)
+		i++;
+	if (i == N_FATAL)
+		return;
+	if (!g) {
+		chain(i, sig, info, uctx);
+		errno = saved_errno;
+		return;
+	}
+	n = put_str(line, 0, sizeof line, g->th->who);
+	n = put_str(line, n, sizeof line, " crashed with signal ");
+	n = put_uint(line, n, sizeof line, (unsigned long)sig);
+	n = put_str(line, n, sizeof line, " (");
+	n = put_str(line, n, sizeof line, fatal_names[i]);
+	n = put_str(line, n, sizeof line, ") in ");
+	n = put_str(line, n, sizeof line, g->op);
+	line[n++] = '\n';
+	write_all(line, n);
+	/* Then as without the test host; a fault inside a plugin never goes
+	 * on (a handler that returned would only fault again here). */
+	current_guard = NULL;
+	chain(i, sig, info, uctx);
+	die_of(sig);
+}
+
+/* Install on_fatal when the first test host of the process is created;
+ * the actions found then are restored when the last one is freed. */
+static void handlers_install(wsync_testhost *th)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_fatal;
+	/* SA_ONSTACK: a stack overflow is reported too (guard_enter gives the
+	 * thread an alternate stack); SA_NODEFER: die_of()'s raise() is
+	 * delivered at once. */
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	pthread_mutex_lock(&hosts_mu);
+	if (n_guarded_hosts++ == 0)
+		for (size_t i = 0; i < N_FATAL; i++)
+			sigaction(fatal_sigs[i], &sa, &saved_actions[i]);
+	pthread_mutex_unlock(&hosts_mu);
+	th->handlers_installed = 1;
+}
+
+static void handlers_restore(wsync_testhost *th)
+{
+	if (!th->handlers_installed)
+		return;
+	pthread_mutex_lock(&hosts_mu);
+	if (--n_guarded_hosts == 0)
+		for (size_t i = 0; i < N_FATAL; i++)
+			sigaction(fatal_sigs[i], &saved_actions[i], NULL);
+	pthread_mutex_unlock(&hosts_mu);
+	th->handlers_installed = 0;
+}
+
+/* The watchdog: one thread per test host, asleep unless a call is armed. */
+static void hang(wsync_testhost *th)
+{
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s did not return within %u s in %s\n", th->who,
+	                 (unsigned)th->wd_seconds, th->wd_op);
+	write_all(line, n > 0 && (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	/* This thread is in no plugin call: on_fatal() passes the SIGABRT on
+	 * to the earlier handler (a fuzzer saves the input) or the default. */
+	abort();
+}
+
+static int deadline_passed(const struct timespec *d)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > d->tv_sec || (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec);
+}
+
+static void *watchdog_main(void *arg)
+{
+	wsync_testhost *th = arg;
+	pthread_mutex_lock(&th->wd_mu);
+	while (!th->wd_quit) {
+		if (!th->wd_armed)
+			pthread_cond_wait(&th->wd_cv, &th->wd_mu);
+		else if (pthread_cond_timedwait(&th->wd_cv, &th->wd_mu, &th->wd_deadline) != 0 &&
+		         th->wd_armed && !th->wd_quit && deadline_passed(&th->wd_deadline))
+			hang(th);
+	}
+	pthread_mutex_unlock(&th->wd_mu);
+	return NULL;
+}
+
+static int watchdog_start(wsync_testhost *th, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+	int rc;
+	pthread_mutex_init(&th->wd_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&th->wd_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&th->watchdog, NULL, watchdog_main, th);
+	if (rc != 0) {
+		set_err(err, errlen, "testhost: cannot start the call watchdog thread: %s",
+		        strerror(rc));
+		pthread_cond_destroy(&th->wd_cv);
+		pthread_mutex_destroy(&th->wd_mu);
+		return -1;
+	}
+	th->watchdog_started = 1;
+	return 0;
+}
+
+static void watchdog_stop(wsync_testhost *th)
+{
+	if (!th->watchdog_started)
+		return;
+	pthread_mutex_lock(&th->wd_mu);
+	th->wd_quit = 1;
+	pthread_cond_signal(&th->wd_cv);
+	pthread_mutex_unlock(&th->wd_mu);
+	pthread_join(th->watchdog, NULL);
+	pthread_cond_destroy(&th->wd_cv);
+	pthread_mutex_destroy(&th->wd_mu);
+	th->watchdog_started = 0;
+}
+
+static void watchdog_arm(wsync_testhost *th, const char *op)
+{
+	if (!th->watchdog_started)
+		return;
+	pthread_mutex_lock(&th->wd_mu);
+	th->wd_armed = th->call_timeout_s != 0;
+	if (th->wd_armed) {
+		clock_gettime(CLOCK_MONOTONIC, &th->wd_deadline);
+		th->wd_deadline.tv_sec += (time_t)th->call_timeout_s;
+		th->wd_seconds = th->call_timeout_s;
+		th->wd_op = op;
+		pthread_cond_signal(&th->wd_cv);
+	}
+	pthread_mutex_unlock(&th->wd_mu);
+}
+
+static void watchdog_disarm(wsync_testhost *th)
+{
+	if (!th->watchdog_started)
+		return;
+	/* No signal: the watchdog wakes at the old deadline, finds nothing
+	 * armed and sleeps until the next call. */
+	pthread_mutex_lock(&th->wd_mu);
+	th->wd_armed = 0;
+	pthread_mutex_unlock(&th->wd_mu);
+}
+
+/* Everything a guarded call needs, prepared before init() runs. */
+static int guards_prepare(wsync_testhost *th, char *err, size_t errlen)
+{
+	const char *env = getenv(TIMEOUT_ENV);
+	const wsync_provider_config *p = &th->cfg->providers[0];
+	void *stack;
+
+	th->call_timeout_s = DEFAULT_CALL_TIMEOUT_S;
+	if (env) {
+		char *end;
+		unsigned long v;
+		errno = 0;
+		v = strtoul(env, &end, 10);
+		if (!*env || *end || errno || env[0] == '-' || env[0] == '+' ||
+		    v > MAX_CALL_TIMEOUT_S) {
+			set_err(err, errlen, "testhost: %s=%s: expected a whole number of seconds "
+			        "from 0 (no limit) to %u", TIMEOUT_ENV, env, MAX_CALL_TIMEOUT_S);
+			return -1;
+		}
+		th->call_timeout_s = (uint32_t)v;
+	}
+	/* The loader insists that the descriptor's name is [provider] plugin. */
+	snprintf(th->who, sizeof th->who, "wsync-testhost: plugin %.128s (instance %.128s)",
+	         p->plugin, p->name);
+	stack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+	             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	th->altstack = stack == MAP_FAILED ? NULL : stack; /* without: no overflow report */
+	if (watchdog_start(th, err, errlen) < 0)
+		return -1;
+	handlers_install(th);
+	return 0;
+}
+
+static void guards_release(wsync_testhost *th)
+{
+	watchdog_stop(th);
+	handlers_restore(th);
+	if (th->altstack)
+		munmap(th->altstack, ALTSTACK_SIZE);
+	th->altstack = NULL;
+}
+
+static void guard_enter(wsync_testhost *th, guard *g, const char *op)
+{
+	stack_t cur;
+	g->th = th;
+	g->op = op;
+	g->outer = current_guard;
+	g->own_altstack = 0;
+	/* A thread without an alternate signal stack (any thread but those a
+	 * sanitizer set one up on) gets this host's for the call. */
+	if (th->altstack && sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+		stack_t ss = {.ss_sp = th->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+		g->own_altstack = sigaltstack(&ss, NULL) == 0;
+	}
+	current_guard = g;
+	watchdog_arm(th, op);
+}
+
+static void guard_leave(wsync_testhost *th, guard *g)
+{
+	watchdog_disarm(th);
+	current_guard = g->outer;
+	if (g->own_altstack) {
+		stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+		sigaltstack(&off, NULL);
+	}
+}
+
+void wsync_testhost_set_call_timeout(wsync_testhost *th, uint32_t seconds)
+{
+	if (th)
+		th->call_timeout_s = seconds;
 }
 
 /* ---- wrapped host services ---------------------------------------------- */
@@ -591,8 +948,18 @@ wsync_testhost *wsync_testhost_load(const char *so_path, const char *ini_text,
 		wsync_testhost_free(th);
 		return NULL;
 	}
+	if (guards_prepare(th, err, errlen) < 0) {
+		scratch_remove(&s);
+		wsync_testhost_free(th);
+		return NULL;
+	}
 	hosts_add(th);
-	th->reg = wsync_registry_load(th->cfg, &th->host);
+	{
+		guard g;
+		guard_enter(th, &g, "init");
+		th->reg = wsync_registry_load(th->cfg, &th->host);
+		guard_leave(th, &g);
+	}
 	scratch_remove(&s);
 	if (!th->reg || wsync_registry_count(th->reg) != 1) {
 		set_err(err, errlen, "testhost: out of memory");
@@ -619,8 +986,14 @@ void wsync_testhost_free(wsync_testhost *th)
 	if (!th)
 		return;
 	/* destroy() may still log: keep the host findable until it returned. */
-	wsync_registry_free(th->reg);
+	if (th->reg) {
+		guard g;
+		guard_enter(th, &g, "destroy");
+		wsync_registry_free(th->reg);
+		guard_leave(th, &g);
+	}
 	hosts_remove(th);
+	guards_release(th);
 	wsync_config_free(th->cfg);
 	wsync_http_client_free(th->http);
 	wsync_token_clear(&th->token);
@@ -859,8 +1232,17 @@ int32_t wsync_testhost_call_reconcile(wsync_testhost *th, int32_t op,
 	call->http = th->http;
 	call->user_id = user;
 	call->token = &th->token;
-	/* The daemon's own path: lock, crash handler, outcome, 404 rules. */
-	st = wsync_invoke(inst, call, op, &req, &recreated);
+	/* The daemon's own path: lock, outcome, 404 rules; under our guard
+	 * (a crash or a hang names the plugin and the operation). */
+	{
+		static const char *const op_names[] = {"sync_workout", "sync_scheduled_workout",
+		                                       "delete_workout",
+		                                       "delete_scheduled_workout"};
+		guard g;
+		guard_enter(th, &g, op_names[op]);
+		st = wsync_invoke(inst, call, op, &req, &recreated);
+		guard_leave(th, &g);
+	}
 
 	th->result.status = st;
 	th->result.called = 1;

@@ -363,6 +363,67 @@ const char *wsync_testhost_http_header(const wsync_testhost_http *h, const char 
 /* Forget every recorded log line and HTTP exchange. */
 void wsync_testhost_clear(wsync_testhost *th);
 
+/* ---------------------------------------------------------------------------
+ * Crashes and hangs.
+ *
+ * A plugin that crashes or never returns must not leave its author with a
+ * bare "Segmentation fault" or a test that hangs until CI kills it.  Every
+ * call the test host makes into the plugin -- init() (inside
+ * wsync_testhost_load), each operation (wsync_testhost_call*) and destroy()
+ * (inside wsync_testhost_free) -- is watched:
+ *
+ *   CRASH  SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT on the calling thread
+ *          during such a call prints one line on stderr,
+ *
+ *            wsync-testhost: plugin acme (instance acme) crashed with
+ *            signal 11 (SIGSEGV) in sync_workout
+ *
+ *          (one line; the operation is init, sync_workout,
+ *          sync_scheduled_workout, delete_workout, delete_scheduled_workout
+ *          or destroy).  Then the signal goes where it would have gone
+ *          without the test host: to the handler installed before the first
+ *          test host was created, if any (a sanitizer's stack trace, a
+ *          fuzzer's crash file: they still come, after the line), else to
+ *          the default action: the process dies of the same signal, so the
+ *          exit status ("killed by signal 11") and a core dump are those of
+ *          the fault itself.  A stack overflow is reported too: the calling
+ *          thread gets an alternate signal stack for the call when it has
+ *          none.  A crash anywhere else (in the test program, or on a thread
+ *          the plugin started) gets no line, only that earlier handler or
+ *          the default.
+ *
+ *   HANG   a call that has not returned after the call timeout (default 30
+ *          s) prints
+ *
+ *            wsync-testhost: plugin acme (instance acme) did not return
+ *            within 30 s in sync_workout
+ *
+ *          and the test host's watchdog thread calls abort(): the process
+ *          is killed by SIGABRT (or an earlier SIGABRT handler runs first);
+ *          a core dump shows every thread, the stuck one included.
+ *
+ * The handlers of those five signals are installed (sigaction) when the
+ * first test host of the process is created and the previous ones are put
+ * back when the last one is freed: install your own before the first
+ * wsync_testhost_load(), not in between.  Debuggers see the signals first,
+ * as usual.
+ */
+
+/*
+ * Limit every later call into the plugin (each operation, destroy()) to
+ * `seconds` of wall-clock time; 0 means no limit (e.g. while you step
+ * through the plugin in a debugger).  The limit applies to one
+ * wsync_testhost_call*() as a whole (an update re-created as a create
+ * included).
+ *
+ * The default, also for the init() inside wsync_testhost_load(), is 30 s,
+ * or the value of the environment variable WSYNC_TESTHOST_CALL_TIMEOUT
+ * (whole seconds, 0 to 604800; anything else makes wsync_testhost_load()
+ * fail with the reason), so a debugging session needs no rebuild:
+ *   WSYNC_TESTHOST_CALL_TIMEOUT=0 gdb ./test_myplugin
+ */
+void wsync_testhost_set_call_timeout(wsync_testhost *th, uint32_t seconds);
+
 #ifdef __cplusplus
 }
 #endif
