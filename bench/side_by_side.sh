@@ -17,6 +17,9 @@ set -euo pipefail
 WSYNC_ENGINE_FOR_CONCURRENCY=${WSYNC_ENGINE_FOR_CONCURRENCY:-'workers = {C}'}
 # Further [engine] lines for every run ('\n'-separated), e.g. 'batch_size = 200'.
 WSYNC_ENGINE_EXTRA=${WSYNC_ENGINE_EXTRA:-''}
+# Further [plugins] lines ('\n'-separated): 'isolate = false' measures the cost of
+# running each plugin in its own process (the default) against running it in wsyncd.
+WSYNC_PLUGINS_EXTRA=${WSYNC_PLUGINS_EXTRA:-''}
 # Plugin instances loaded by wsyncd (each gets conf.d/<name>.ini pointing at the fake);
 # only wahoo has tokens, so only wahoo gets entries.  The RSS target counts 3 plugins.
 WSYNC_PLUGINS=${WSYNC_PLUGINS:-"wahoo garmin trainingpeaks"}
@@ -73,7 +76,8 @@ Environment (defaults in brackets):
   CLAIM_ENTRIES [10000], CLAIM_HISTORY [1000000]   for bench/drain.sh
   WSYNC_PORT [18932], PROVIDER_PORT (peers) [18931]
   KEEP_TMP=1       keep the temp dir (cluster, logs)
-  and the wsync knobs at the top of this script (WSYNC_ENGINE_FOR_CONCURRENCY, ...).
+  and the wsync knobs at the top of this script (WSYNC_ENGINE_FOR_CONCURRENCY,
+  WSYNC_ENGINE_EXTRA, WSYNC_PLUGINS_EXTRA='isolate = false' for plugins inside wsyncd).
 
 Exit status: 0 every run verified, 1 a run failed or did not verify, 2 usage error.
 EOF
@@ -299,6 +303,7 @@ level = warning
 [plugins]
 dir = $TMP/plugins
 conf_dir = $TMP/conf.d
+$(printf '%b' "$WSYNC_PLUGINS_EXTRA")
 INI
   rm -f "$TMP"/conf.d/*.ini "$TMP"/plugins/*.so
   local p so
@@ -500,7 +505,7 @@ RAW=${OUT%.md}.jsonl
   echo
   echo "- machine: $HOST, nproc=$(nproc), CPU: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), RAM: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "- PostgreSQL $V_PG_SERVER (unix socket; $PG_OPTS; everything else default, fsync and synchronous_commit on)"
-  echo "- wsync: $V_WSYNC, commit $V_COMMIT, wsyncd $WSYNCD; plugins loaded: $WSYNC_PLUGINS; [engine] per concurrency C: '$WSYNC_ENGINE_FOR_CONCURRENCY'${WSYNC_ENGINE_EXTRA:+, plus '$WSYNC_ENGINE_EXTRA'}"
+  echo "- wsync: $V_WSYNC, commit $V_COMMIT, wsyncd $WSYNCD; plugins loaded: $WSYNC_PLUGINS; [engine] per concurrency C: '$WSYNC_ENGINE_FOR_CONCURRENCY'${WSYNC_ENGINE_EXTRA:+, plus '$WSYNC_ENGINE_EXTRA'}${WSYNC_PLUGINS_EXTRA:+; [plugins] '$WSYNC_PLUGINS_EXTRA'}"
   echo "- peers: ${PEERS:-none}$([ -n "$PEERS" ] && echo " (run.sh from $PEERS_SRC, node $(node -v))")"
   echo "- CONFIGS=\"$CONFIGS\" ROUNDS=$ROUNDS POLL_MS=$POLL_MS; the whole run took ${T_TOTAL}s"
   echo

@@ -7,7 +7,8 @@
  *       and polls PENDING_SQL (one integer) on its own connection every
  *       POLL_MS until it answers 0, CMD exits, or TIMEOUT_S passes.  Measured
  *       time: from just before CMD is started until the poll that saw 0.
- *       Then reads CMD's peak RSS (VmHWM) and CPU time from /proc, stops it
+ *       Then reads CMD's peak RSS (VmHWM) and CPU time from /proc, plus those
+ *       of its child processes (wsyncd's plugin processes), stops it
  *       with SIGTERM (SIGKILL after 30 s) and prints one line of key=value:
  *       ok secs rss_kb cpu_s exit
  *
@@ -24,6 +25,7 @@
  * Exit: 0 measured, 1 runtime failure (database, timeout), 2 usage.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -117,6 +119,41 @@ static double proc_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* The parent pid of PID (field 4 of /proc/PID/stat), or -1. */
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	int ppid = -1;
+	size_t n;
+	FILE *f;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(p = strrchr(buf, ')')) || sscanf(p + 2, "%*c %d", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+/* wsyncd runs each plugin in a child process of its own: its peak RSS and
+ * CPU time add the children's (read while they run). */
+static void add_children(pid_t pid, long *hwm_kb, double *cpu_s)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		pid_t child = (pid_t)atoi(e->d_name);
+		if (child <= 0 || proc_ppid(child) != pid)
+			continue;
+		*hwm_kb += proc_status_kb(child, "VmHWM");
+		*cpu_s += proc_cpu_s(child);
+	}
+	if (d)
+		closedir(d);
+}
+
 static int cmd_drain(int argc, char **argv)
 {
 	const char *conninfo, *sql, *logpath;
@@ -182,6 +219,8 @@ static int cmd_drain(int argc, char **argv)
 	}
 	hwm = exited ? 0 : proc_status_kb(pid, "VmHWM");
 	cpu = exited ? 0 : proc_cpu_s(pid);
+	if (!exited)
+		add_children(pid, &hwm, &cpu);
 	if (!exited) {
 		double deadline = now_s() + 30;
 		kill(pid, SIGTERM);

@@ -34,3 +34,40 @@ BEGIN
     END IF;
     RETURN v_n;
 END $$;
+
+-- The reason a provider is not served now says so when every node serving
+-- it has quarantined its plugin (`wsyncctl queue` and `wsyncctl provider
+-- list` show it); one node's quarantine while others serve is in
+-- quarantined_nodes.
+CREATE OR REPLACE VIEW wsync_provider_state AS
+SELECT sp.name AS provider, sp.plugin, sp.enabled, sp.operator_disabled,
+       sp.operator_changed_at,
+       coalesce(n.enabled_nodes, '{}') AS nodes_enabled,
+       coalesce(n.known_nodes, 0) AS nodes_known,
+       CASE
+           WHEN sp.operator_disabled
+               THEN 'disabled by an operator (wsyncctl provider enable '
+                    || sp.name || ' resumes it)'
+           WHEN coalesce(n.known_nodes, 0) = 0 AND NOT sp.enabled
+               THEN 'disabled in sync_providers'
+           WHEN coalesce(n.known_nodes, 0) = 0
+               THEN 'no wsyncd has registered it (no conf.d file loads it)'
+           WHEN cardinality(n.enabled_nodes) = 0
+               THEN 'no wsyncd serves it (its conf.d file was removed or sets enabled = false)'
+           WHEN n.quarantined = cardinality(n.enabled_nodes)
+               THEN 'plugin ' || n.last_reason
+       END AS reason,
+       coalesce(n.quarantined_nodes, '{}') AS quarantined_nodes
+  FROM sync_providers sp
+  LEFT JOIN (SELECT provider, count(*) AS known_nodes,
+                    coalesce(array_agg(node ORDER BY node)
+                             FILTER (WHERE state = 'enabled'), '{}') AS enabled_nodes,
+                    count(*) FILTER (WHERE state = 'enabled'
+                                       AND quarantined_at IS NOT NULL) AS quarantined,
+                    coalesce(array_agg(node ORDER BY node)
+                             FILTER (WHERE quarantined_at IS NOT NULL), '{}')
+                        AS quarantined_nodes,
+                    (array_agg(quarantine_reason ORDER BY quarantined_at DESC)
+                         FILTER (WHERE quarantined_at IS NOT NULL))[1] AS last_reason
+               FROM sync_provider_nodes GROUP BY provider) n
+         ON n.provider = sp.name;

@@ -21,11 +21,12 @@ enum {
 	WSYNC_EXIT_USAGE = 2     /* bad arguments or configuration */
 };
 
-/* `wsyncctl plugins`: what the plugin directory holds and what would load.
+/* `wsyncctl plugins`: what the plugin directory holds and what would load,
+ * and, when db is not NULL, which instances a wsyncd has quarantined.
  * cfg is the loaded configuration (wsync_config_ok() true), owned by the
  * caller; it is NULL only when argv holds --help, so that the help
- * prints without a configuration. */
-int wsync_ctl_plugins(const wsync_config *cfg, int argc, char **argv);
+ * prints without a configuration.  db is borrowed. */
+int wsync_ctl_plugins(const wsync_config *cfg, PGconn *db, int argc, char **argv);
 
 /* `wsyncctl backfill` (backfill.c), in two steps so that arguments are
  * checked before connecting. */

@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/filetrust.h"
 #include "ctl.h"
+#include "host/isolate.h"
 #include "parse_workout.h"
 #include "migrate.h"
 #include "lib/report.h"
@@ -643,15 +644,56 @@ static int cmd_prune(ctl_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* `plugins --release NAME`: lift every node's quarantine of NAME. */
+static int release_plugin(ctl_ctx *ctx, const char *name)
+{
+	const char *p[1] = {name};
+	PGresult *r;
+	int rc;
+	if ((rc = ctl_db(ctx)) || (rc = check_provider(ctx, name)))
+		return rc;
+	r = PQexecParams(ctx->db, "SELECT wsync_provider_release($1)", 1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = query_error(ctx, r);
+	} else if (!strcmp(PQgetvalue(r, 0, 0), "0")) {
+		rc = runtime_error(ctx, "provider %s is not quarantined on any node", name);
+	} else {
+		printf("released %s on %s node%s: each starts the plugin again with its next "
+		       "call\n", name, PQgetvalue(r, 0, 0), strcmp(PQgetvalue(r, 0, 0), "1") ? "s" : "");
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* The database, if it answers: `plugins` lists without it otherwise. */
+static PGconn *quiet_db(const ctl_ctx *ctx)
+{
+	PGconn *db = PQconnectdb(ctx->cfg->conninfo ? ctx->cfg->conninfo : "");
+	if (PQstatus(db) == CONNECTION_OK)
+		return db;
+	PQfinish(db);
+	return NULL;
+}
+
 static int cmd_plugins(ctl_ctx *ctx, int argc, char **argv)
 {
+	PGconn *db;
 	int rc;
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help"))
-			return wsync_ctl_plugins(NULL, argc, argv);
+			return wsync_ctl_plugins(NULL, NULL, argc, argv);
+		if (!strcmp(argv[i], "--release")) {
+			if (i + 1 >= argc || argv[i + 1][0] == '-' || argc != 3)
+				return usage_error(ctx, "--release takes one provider name, alone");
+			return release_plugin(ctx, argv[i + 1]);
+		}
+	}
 	if ((rc = ctl_config(ctx, 1)))
 		return rc;
-	return wsync_ctl_plugins(ctx->cfg, argc, argv);
+	db = quiet_db(ctx);
+	rc = wsync_ctl_plugins(ctx->cfg, db, argc, argv);
+	PQfinish(db);
+	return rc;
 }
 
 static int cmd_backfill(ctl_ctx *ctx, int argc, char **argv)
@@ -779,8 +821,13 @@ static int global_options(ctl_ctx *ctx, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	ctl_ctx ctx = {.config_path = WSYNC_DEFAULT_CONFIG};
-	int i = global_options(&ctx, argc, argv), rc;
+	int i, rc;
 
+	/* `plugins` starts each plugin in a process of its own, a fresh exec
+	 * of this binary (host/isolate.h), as wsyncd does. */
+	if (argc >= 2 && !strcmp(argv[1], "--plugin-host"))
+		return wsync_plugin_host_main();
+	i = global_options(&ctx, argc, argv);
 	if (i < 0)
 		return -1 - i;
 	if (!(ctx.cmd = find_command(argv[i]))) {

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,66 +174,13 @@ static int sync_quarantine(wsync_engine *e, PGconn *db)
 	return left;
 }
 
-/* When wsyncd runs as root, its plugins' children run as [plugins] user. */
-static int plugin_user(const wsync_config *cfg, wsync_isolation *iso, char *err, size_t len)
-{
-	struct passwd pw, *found = NULL;
-	char buf[4096];
-	int rc;
-	if (geteuid() != 0)
-		return 0;
-	rc = getpwnam_r(cfg->plugin_user ? cfg->plugin_user : "", &pw, buf, sizeof buf, &found);
-	if (!found) {
-		snprintf(err, len, "[plugins] user '%s': %s (wsyncd runs as root and starts each "
-		         "plugin as this user: create it, or name another)",
-		         cfg->plugin_user ? cfg->plugin_user : "",
-		         rc ? strerror(rc) : "no such user");
-		return -1;
-	}
-	if (pw.pw_uid == 0) {
-		snprintf(err, len, "[plugins] user '%s' is root: plugins must not run as root "
-		         "(name an unprivileged user, e.g. nobody)", cfg->plugin_user);
-		return -1;
-	}
-	iso->drop = 1;
-	iso->uid = pw.pw_uid;
-	iso->gid = pw.pw_gid;
-	return 0;
-}
-
-static void refuse_all(wsync_registry *reg, const char *why)
-{
-	for (size_t i = 0; i < wsync_registry_count(reg); i++) {
-		wsync_plugin_instance *in = wsync_registry_at(reg, i);
-		if (!in->loaded)
-			continue;
-		in->loaded = 0;
-		in->config_error = 1;
-		free(in->refusal);
-		in->refusal = strdup(why);
-		wsync_error("provider %s refused: %s", in->name, why);
-	}
-}
-
 /* The registry the engine runs: plugins in child processes of their own
  * unless [plugins] isolate = false. */
 static wsync_registry *load_registry(wsync_engine *e, const wsync_config *cfg)
 {
-	wsync_isolation iso = {.channels = e->n_threads,
-	                       .memory_limit_mb = cfg->plugin_memory_limit_mb,
-	                       .changed = child_changed, .changed_arg = e};
-	wsync_load_options opts = {.validate_only = 1};
-	wsync_registry *reg;
-	char err[300];
-	if (!cfg->plugin_isolate)
-		return wsync_registry_load(cfg, wsync_host_services());
-	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
-	if (plugin_user(cfg, &iso, err, sizeof err) < 0) {
-		refuse_all(reg, err);
-		return reg;
-	}
-	wsync_isolate_registry(reg, &iso);
-	return reg;
+	wsync_isolation iso = {.channels = e->n_threads, .changed = child_changed,
+	                       .changed_arg = e};
+	return wsync_isolate_load(cfg, &iso);
 }
 
 static void reload(wsync_engine *e, PGconn *db)

@@ -160,7 +160,7 @@ static int check(wsync_config *cfg)
 	size_t n;
 
 	wsync_config_print(cfg, stdout);
-	reg = wsync_registry_load(cfg, wsync_host_services());
+	reg = wsync_isolate_load(cfg, &(wsync_isolation){.channels = 1});
 	n = wsync_registry_count(reg);
 	printf("\nplugin instances (%zu):\n", n);
 	for (size_t i = 0; i < n; i++) {

@@ -348,22 +348,39 @@ static void make_config(setup *s)
 	s->cfg.n_providers = 1;
 }
 
+/* One thread per channel, then READY, then wait for the control socket to
+ * close (wsyncd stops us, or died: then the parent-death signal came
+ * first).  A plugin's stack is 1 MiB: hundreds of channels must fit in
+ * [plugins] memory_limit_mb. */
 static void serve(setup *s, wsync_plugin_instance *inst)
 {
 	channel *chans = calloc((size_t)s->channels, sizeof *chans);
 	wsync_wire w = {0};
+	pthread_attr_t attr;
 	uint32_t type;
 	int started = 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 1u << 20);
 	for (int i = 0; chans && i < s->channels; i++) {
 		chans[i] = (channel){.fd = FIRST_CHANNEL_FD + i, .inst = inst, .setup = s};
-		if (pthread_create(&chans[i].thread, NULL, channel_main, &chans[i]) != 0)
+		if (pthread_create(&chans[i].thread, &attr, channel_main, &chans[i]) != 0)
 			break;
 		started++;
 	}
-	/* The control socket closes when wsyncd stops us (or dies: then the
-	 * parent-death signal came first). */
-	while (wsync_wire_recv(CONTROL_FD, -1, &type, &w) == 1)
-		;
+	pthread_attr_destroy(&attr);
+	if (started < s->channels) {
+		char err[200];
+		snprintf(err, sizeof err, "the plugin process could start only %d of %d call "
+		         "threads (raise [plugins] memory_limit_mb)", started, s->channels);
+		ready(0, err, 0);
+		for (int i = 0; i < started; i++) /* they end when we exit */
+			pthread_detach(chans[i].thread);
+		free(chans);
+		return;
+	}
+	if (ready(1, NULL, 0) == 0)
+		while (wsync_wire_recv(CONTROL_FD, -1, &type, &w) == 1)
+			;
 	wsync_wire_free(&w);
 	for (int i = 0; i < started; i++)
 		pthread_join(chans[i].thread, NULL);
@@ -402,12 +419,11 @@ int wsync_plugin_host_main(void)
 	reg = wsync_registry_load_opts(&s.cfg, &child_services,
 	                               &(wsync_load_options){.open_path = open_path});
 	inst = reg ? wsync_registry_at(reg, 0) : NULL;
-	if (!inst || !inst->loaded) {
+	if (!inst || !inst->loaded)
 		ready(0, inst && inst->refusal ? inst->refusal : "out of memory",
 		      inst ? inst->config_error : 0);
-	} else if (ready(1, NULL, 0) == 0) {
+	else
 		serve(&s, inst);
-	}
 	wsync_registry_free(reg);
 	close(so);
 	free(s.provider.entries);

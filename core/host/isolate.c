@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,63 @@ size_t wsync_isolate_registry(wsync_registry *reg, const wsync_isolation *iso)
 		running++;
 	}
 	return running;
+}
+
+/* When wsyncd runs as root, its plugins' children run as [plugins] user. */
+static int plugin_user(const wsync_config *cfg, wsync_isolation *iso, char *err, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int rc;
+	if (geteuid() != 0)
+		return 0;
+	rc = getpwnam_r(cfg->plugin_user ? cfg->plugin_user : "", &pw, buf, sizeof buf, &found);
+	if (!found) {
+		snprintf(err, len, "[plugins] user '%s': %s (wsyncd runs as root and starts each "
+		         "plugin as this user: create it, or name another)",
+		         cfg->plugin_user ? cfg->plugin_user : "",
+		         rc ? strerror(rc) : "no such user");
+		return -1;
+	}
+	if (pw.pw_uid == 0) {
+		snprintf(err, len, "[plugins] user '%s' is root: plugins must not run as root "
+		         "(name an unprivileged user, e.g. nobody)", cfg->plugin_user);
+		return -1;
+	}
+	iso->drop = 1;
+	iso->uid = pw.pw_uid;
+	iso->gid = pw.pw_gid;
+	return 0;
+}
+
+static void refuse_all(wsync_registry *reg, const char *why)
+{
+	for (size_t i = 0; i < wsync_registry_count(reg); i++) {
+		wsync_plugin_instance *in = wsync_registry_at(reg, i);
+		if (!in->loaded)
+			continue;
+		in->loaded = 0;
+		in->config_error = 1;
+		free(in->refusal);
+		in->refusal = strdup(why);
+		wsync_error("provider %s refused: %s", in->name, why);
+	}
+}
+
+wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso)
+{
+	wsync_load_options opts = {.validate_only = 1};
+	wsync_registry *reg;
+	char err[400];
+	if (!cfg->plugin_isolate)
+		return wsync_registry_load(cfg, wsync_host_services());
+	iso->memory_limit_mb = cfg->plugin_memory_limit_mb;
+	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
+	if (plugin_user(cfg, iso, err, sizeof err) < 0)
+		refuse_all(reg, err);
+	else
+		wsync_isolate_registry(reg, iso);
+	return reg;
 }
 
 void wsync_child_free(wsync_child *c)

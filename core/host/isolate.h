@@ -63,6 +63,15 @@ typedef struct wsync_isolation {
 } wsync_isolation;
 
 /*
+ * Load cfg's instances as wsyncd runs them: with [plugins] isolate, each
+ * loaded instance in its child (as [plugins] user when running as root;
+ * an unknown user refuses every instance), else in this process.
+ * iso->memory_limit_mb, uid, gid and drop are filled from cfg.  Never NULL
+ * unless out of memory; free with wsync_registry_free (stops the children).
+ */
+wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso);
+
+/*
  * Give every loaded instance of `reg` (loaded with validate_only) its child
  * and wait for it to load the plugin and run init().  An instance whose
  * child refuses (init() failed, the file cannot be loaded as the plugin

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,11 +92,22 @@ static int write_all(int fd, const char *p, size_t len)
 int wsync_wire_send(int fd, uint32_t type, const wsync_wire *w)
 {
 	uint32_t head[2] = {(uint32_t)(w->len + 4), type};
+	struct iovec iov[2] = {{head, sizeof head}, {w->p, w->len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = w->len ? 2 : 1};
+	ssize_t k;
 	if (w->oom)
 		return -1;
-	if (write_all(fd, (const char *)head, sizeof head) < 0)
+	/* One system call for a whole small frame: a call is a few of them. */
+	do
+		k = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
 		return -1;
-	return w->len ? write_all(fd, w->p, w->len) : 0;
+	if ((size_t)k < sizeof head)
+		return write_all(fd, (const char *)head + k, sizeof head - (size_t)k) < 0 ||
+		       (w->len && write_all(fd, w->p, w->len) < 0) ? -1 : 0;
+	k -= (ssize_t)sizeof head;
+	return (size_t)k < w->len ? write_all(fd, w->p + k, w->len - (size_t)k) : 0;
 }
 
 static long long mono_ms(void)
