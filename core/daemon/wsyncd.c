@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static wsync_engine *running;
@@ -248,6 +249,10 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	wsync_notify_init();
+	/* Not dumpable: no core file with tokens in it, and a process of the
+	 * same user (a plugin's, when wsyncd does not run as root) can neither
+	 * trace wsyncd nor read its memory or environment through /proc. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	running = wsync_engine_new(cfg, path);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

@@ -19,8 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CONTROL_FD 3
@@ -119,6 +124,70 @@ static void set_limits(const setup *s)
 		setrlimit(RLIMIT_AS, &as);
 	}
 #endif
+}
+
+/*
+ * A seccomp filter (the process has no-new-privs already): a plugin makes
+ * its HTTP requests through wsyncd, so it has no use for a socket of its
+ * own, nor for tracing or signalling another process.  socket(),
+ * socketpair(), connect(), bind(), listen() and accept() fail with EPERM,
+ * so a plugin cannot reach the database even where local connections are
+ * trusted; ptrace(), execve() and process_vm_readv/writev() fail too (the
+ * first two not under AddressSanitizer, whose leak check traces the
+ * process's own threads and whose symbolizer is a program);
+ * kill() and tgkill() work only on this process (abort() still does).
+ */
+#define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define DENY BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+#define ON(nr, skip_if_not) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, (skip_if_not))
+/* Two instructions: load the first argument; skip one unless it is v. */
+#define ARG0_IS(v)                                                                   \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),  \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v), 0, 1)
+
+static int install_filter(char *err, size_t len)
+{
+#if defined(__x86_64__)
+	const uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+	(void)err, (void)len;
+	return 0; /* no filter written for this architecture */
+#endif
+	const uint32_t self = (uint32_t)getpid();
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		ON(__NR_socket, 1), DENY,
+		ON(__NR_socketpair, 1), DENY,
+		ON(__NR_connect, 1), DENY,
+		ON(__NR_bind, 1), DENY,
+		ON(__NR_listen, 1), DENY,
+		ON(__NR_accept4, 1), DENY,
+#ifndef UNDER_ASAN /* its leak check traces threads, its symbolizer is a program */
+		ON(__NR_ptrace, 1), DENY,
+		ON(__NR_execve, 1), DENY,
+		ON(__NR_execveat, 1), DENY,
+#endif
+		ON(__NR_process_vm_readv, 1), DENY,
+		ON(__NR_process_vm_writev, 1), DENY,
+#ifdef __NR_accept
+		ON(__NR_accept, 1), DENY,
+#endif
+		/* kill(pid, sig), tgkill(tgid, tid, sig): only this process. */
+		ON(__NR_kill, 4), ARG0_IS(self), ALLOW, DENY,
+		ON(__NR_tgkill, 4), ARG0_IS(self), ALLOW, DENY,
+		ALLOW,
+	};
+	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
+		snprintf(err, len, "cannot install the seccomp filter: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* A call may use call_timeout_seconds of CPU, on top of what the process
@@ -414,6 +483,8 @@ int wsync_plugin_host_main(void)
 	if (drop_privileges(&s, err, sizeof err) < 0)
 		return ready(0, err, 0) < 0 ? 1 : 0;
 	set_limits(&s);
+	if (install_filter(err, sizeof err) < 0)
+		return ready(0, err, 0) < 0 ? 1 : 0;
 	snprintf(open_path, sizeof open_path, "/proc/self/fd/%d", so);
 	make_config(&s);
 	reg = wsync_registry_load_opts(&s.cfg, &child_services,
