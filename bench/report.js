@@ -42,12 +42,13 @@ for (const r of drains) {
   const bp = r.kind === 'wsync' && best.get(key(r));
   out.push(`| ${r.round} | ${label(r)} | ${r.delay_ms} | ${r.concurrency}${r.extra ? ` (${r.extra.trim()})` : ''} | ${r.n} | ` +
     `${num(r.secs, 2)} | ${num(r.syncs_s)} | ${ratio === null ? '-' : `**${ratio.toFixed(2)}x** (${bp.system})`} | ` +
-    `${mib(r.rss_kb)} | ${r.cpu_s === undefined ? '-' : num(r.cpu_s, 1)} | ${r.load || '-'} | ${verified(r)} |`);
+    `${mib(r.rss_kb)}${r.plugins_pss_kb ? ` + ${mib(r.plugins_pss_kb)}` : ''} | ` +
+    `${r.cpu_s === undefined ? '-' : num(r.cpu_s, 1)} | ${r.load || '-'} | ${verified(r)} |`);
 }
 out.push('');
 out.push('syncs/s = entries finished / measured time (daemon or worker start until the poller sees the queue drained).');
 out.push('Verified = all N processed without error, N links, the fake provider counted N creates (and, for wsync, no duplicate external_id).');
-out.push('Peak RSS: wsyncd\'s VmHWM; the peers\' worker process under /usr/bin/time -v. CPU: wsyncd\'s user+system time.');
+out.push('Peak RSS: wsyncd\'s VmHWM, + its plugin processes\' PSS at the end of the drain (they share wsyncd\'s binary and libraries, so PSS counts each shared page once in all; [plugins] isolate); the peers\' worker process under /usr/bin/time -v. CPU: wsyncd\'s and its plugin processes\' user+system time.');
 
 const ws = drains.filter((r) => r.kind === 'wsync');
 out.push('');
@@ -97,6 +98,9 @@ t.push(['provider latency: share of the ideal C / delay', '>= 95 % (wsync)', fmt
   `${r.kind === 'wsync' ? 'wsync' : r.system} ${(100 * r.syncs_s / (r.concurrency * 1000 / r.delay_ms)).toFixed(0)} % (${r.delay_ms} ms, C=${r.concurrency})`)]);
 const rss = ws.filter((r) => r.rss_kb).map((r) => r.rss_kb);
 t.push(['peak RSS of wsyncd', '<= 16 MiB', rss.length ? `${mib(Math.max(...rss))} MiB (max over the wsync runs)` : 'not measured']);
+const plugins = ws.filter((r) => r.plugins_pss_kb).map((r) => r.plugins_pss_kb);
+if (plugins.length)
+  t.push(['plugin processes (PSS, all of them)', '-', `${mib(Math.max(...plugins))} MiB (max over the wsync runs)`]);
 t.push(['pickup p50 / p99', '<= 20 ms / <= 100 ms', fmtList(pk, (r) => `${num(r.p50_ms, 1)} / ${num(r.p99_ms, 1)} ms`)]);
 t.push(['claim rate with 1M processed rows / empty', '>= 0.80 (within 20 %)', fmtList(cl, (r) => `${r.ratio === null ? '-' : r.ratio.toFixed(2)} (${r.history} rows)`)]);
 t.push(['enqueue: triggers on / no triggers', '<= 3x', fmtList(ws, (r) => `${(r.enqueue_s / r.plain_insert_s).toFixed(1)}x (N=${r.n})`)]);

@@ -362,11 +362,11 @@ wsync_run() { # wsync_run ROUND DELAY CONC N
   out=$("$WSBENCH" drain "$(conninfo "$db")" "$WSYNC_PENDING_SQL" "$WSYNC_RUN_TIMEOUT_S" "$POLL_MS" \
         "$TMP/wsyncd.log" -- "$WSYNCD" -c "$TMP/wsyncd.ini") || rc=$?
   [ -n "$out" ] || fail "wsbench drain failed (rc $rc)"
-  local kv d_ok=0 d_secs=0 d_rss_kb=0 d_cpu_s=0 d_exit=0
+  local kv d_ok=0 d_secs=0 d_rss_kb=0 d_cpu_s=0 d_exit=0 d_plugins_pss_kb=0
   for kv in $out; do
-    case ${kv%%=*} in ok|secs|rss_kb|cpu_s|exit) printf -v "d_${kv%%=*}" '%s' "${kv#*=}";; esac
+    case ${kv%%=*} in ok|secs|rss_kb|cpu_s|exit|plugins_pss_kb) printf -v "d_${kv%%=*}" '%s' "${kv#*=}";; esac
   done
-  local ok=$d_ok secs=$d_secs rss=$d_rss_kb cpu=$d_cpu_s dexit=$d_exit
+  local ok=$d_ok secs=$d_secs rss=$d_rss_kb cpu=$d_cpu_s dexit=$d_exit ppss=$d_plugins_pss_kb
   local done_ok failed links fake
   done_ok=$(scalar "$db" "$WSYNC_OK_SQL")
   failed=$(scalar "$db" "$WSYNC_FAILED_SQL")
@@ -375,17 +375,18 @@ wsync_run() { # wsync_run ROUND DELAY CONC N
   if [ -s "$TMP/wsyncd.log" ]; then log "wsyncd log (last lines):"; tail -5 "$TMP/wsyncd.log" >&2; fi
   node -e '
     const [round, version, delay, conc, n, engine, ok, secs, rss, cpu, dexit, doneOk, failed, links, fake,
-           enq, plain, off, load] = process.argv.slice(1);
+           enq, plain, off, load, ppss] = process.argv.slice(1);
     const f = JSON.parse(fake);
     const verified = ok === "1" && +doneOk === +n && +failed === 0 && +links === +n && f.count === +n && f.dups === 0 && f.bad === 0;
     console.log(JSON.stringify({ kind: "wsync", system: "wsync", version, round: +round, delay_ms: +delay,
       concurrency: +conc, n: +n, extra: engine, ok: verified, timed_out: ok !== "1", secs: +secs,
-      syncs_s: +(+doneOk / +secs).toFixed(1), rss_kb: +rss, cpu_s: +cpu, daemon_exit: +dexit,
+      syncs_s: +(+doneOk / +secs).toFixed(1), rss_kb: +rss, plugins_pss_kb: +ppss, cpu_s: +cpu,
+      daemon_exit: +dexit,
       done_ok: +doneOk, failed: +failed, links: +links, provider_count: f.count, provider_dups: f.dups,
       provider_bad: f.bad, enqueue_s: +enq, plain_insert_s: +plain, triggers_off_s: +off, load }));
   ' "$round" "$V_WSYNC" "$delay" "$conc" "$n" "$(printf '%b' "${WSYNC_ENGINE_FOR_CONCURRENCY//\{C\}/$conc}" | tr '\n' ' ')" \
     "$ok" "$secs" "$rss" "$cpu" "$dexit" "$done_ok" "$failed" "$links" "$fake" \
-    "$enq_s" "$plain_s" "$off_s" "$load" >>"$RESULTS"
+    "$enq_s" "$plain_s" "$off_s" "$load" "$ppss" >>"$RESULTS"
   log "  -> $(tail -1 "$RESULTS")"
   grep -q '"ok":true' <(tail -1 "$RESULTS") || FAILED_RUNS=$((FAILED_RUNS + 1))
   psql_db postgres -c "DROP DATABASE $db"

@@ -7,10 +7,10 @@
  *       and polls PENDING_SQL (one integer) on its own connection every
  *       POLL_MS until it answers 0, CMD exits, or TIMEOUT_S passes.  Measured
  *       time: from just before CMD is started until the poll that saw 0.
- *       Then reads CMD's peak RSS (VmHWM) and CPU time from /proc, plus those
- *       of its child processes (wsyncd's plugin processes), stops it
+ *       Then reads CMD's peak RSS (VmHWM) and CPU time from /proc, and its
+ *       child processes' (wsyncd's plugin processes) PSS and CPU, stops it
  *       with SIGTERM (SIGKILL after 30 s) and prints one line of key=value:
- *       ok secs rss_kb cpu_s exit
+ *       ok secs rss_kb cpu_s exit plugins_pss_kb
  *
  *   wsbench pickup CONNINFO K SPACING_MS POLL_US INSERT_SQL DONE_SQL
  *       With the daemon already running and idle: K times, runs INSERT_SQL
@@ -137,9 +137,30 @@ static pid_t proc_ppid(pid_t pid)
 	return (pid_t)ppid;
 }
 
-/* wsyncd runs each plugin in a child process of its own: its peak RSS and
- * CPU time add the children's (read while they run). */
-static void add_children(pid_t pid, long *hwm_kb, double *cpu_s)
+/* "Pss:" of /proc/PID/smaps_rollup in kB (the process's share of the pages
+ * it maps: a library page shared by N processes counts 1/N), 0 when
+ * unreadable. */
+static long proc_pss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long v = 0;
+	FILE *f;
+	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "Pss:", 4)) {
+			v = strtol(line + 4, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* wsyncd runs each plugin in a child process of its own: their memory (as
+ * PSS: they share wsyncd's binary and libraries, which VmHWM would count
+ * once per process) and their CPU time, read while they run. */
+static void add_children(pid_t pid, long *pss_kb, double *cpu_s)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -147,7 +168,7 @@ static void add_children(pid_t pid, long *hwm_kb, double *cpu_s)
 		pid_t child = (pid_t)atoi(e->d_name);
 		if (child <= 0 || proc_ppid(child) != pid)
 			continue;
-		*hwm_kb += proc_status_kb(child, "VmHWM");
+		*pss_kb += proc_pss_kb(child);
 		*cpu_s += proc_cpu_s(child);
 	}
 	if (d)
@@ -158,7 +179,7 @@ static int cmd_drain(int argc, char **argv)
 {
 	const char *conninfo, *sql, *logpath;
 	double timeout_s, t0, t1 = 0, cpu;
-	long poll_ms, hwm;
+	long poll_ms, hwm, plugins_kb = 0;
 	int ok = 0, status = 0, exited = 0, logfd;
 	pid_t pid;
 	PGconn *c;
@@ -220,7 +241,7 @@ static int cmd_drain(int argc, char **argv)
 	hwm = exited ? 0 : proc_status_kb(pid, "VmHWM");
 	cpu = exited ? 0 : proc_cpu_s(pid);
 	if (!exited)
-		add_children(pid, &hwm, &cpu);
+		add_children(pid, &plugins_kb, &cpu);
 	if (!exited) {
 		double deadline = now_s() + 30;
 		kill(pid, SIGTERM);
@@ -243,8 +264,9 @@ static int cmd_drain(int argc, char **argv)
 	}
 	PQfinish(c);
 	close(logfd);
-	printf("ok=%d secs=%.3f rss_kb=%ld cpu_s=%.2f exit=%d\n", ok, t1 - t0, hwm, cpu,
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	printf("ok=%d secs=%.3f rss_kb=%ld cpu_s=%.2f exit=%d plugins_pss_kb=%ld\n", ok, t1 - t0,
+	       hwm, cpu, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+	       plugins_kb);
 	return ok ? 0 : 1;
 }
 
