@@ -253,6 +253,72 @@ out:
 	return rc;
 }
 
+/*
+ * Children are forked by one thread that lives as long as the process: the
+ * parent-death signal fires when the THREAD that forked a child ends, and
+ * the call threads that restart children end before wsyncd stops its
+ * children in order (destroy() must still run there).
+ */
+typedef struct fork_job {
+	wsync_child *c;
+	proc *p;
+	char *err;
+	size_t errlen;
+	int rc, done;
+	struct fork_job *next;
+} fork_job;
+
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fork_wanted = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t fork_finished = PTHREAD_COND_INITIALIZER;
+static fork_job *fork_queue;
+static pthread_once_t forker_once = PTHREAD_ONCE_INIT;
+static int forker_running;
+
+static void *forker(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&fork_mu);
+	for (;;) {
+		fork_job *job;
+		while (!(job = fork_queue))
+			pthread_cond_wait(&fork_wanted, &fork_mu);
+		fork_queue = job->next;
+		pthread_mutex_unlock(&fork_mu);
+		job->rc = fork_child(job->c, job->p, job->err, job->errlen);
+		pthread_mutex_lock(&fork_mu);
+		job->done = 1;
+		pthread_cond_broadcast(&fork_finished);
+	}
+	return NULL;
+}
+
+static void start_forker(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	forker_running = pthread_create(&t, &attr, forker, NULL) == 0;
+	pthread_attr_destroy(&attr);
+}
+
+static int fork_on_forker(wsync_child *c, proc *p, char *err, size_t errlen)
+{
+	fork_job job = {c, p, err, errlen, -1, 0, NULL};
+	pthread_once(&forker_once, start_forker);
+	if (!forker_running) /* no thread to spare: this one will do */
+		return fork_child(c, p, err, errlen);
+	pthread_mutex_lock(&fork_mu);
+	job.next = fork_queue;
+	fork_queue = &job;
+	pthread_cond_signal(&fork_wanted);
+	while (!job.done)
+		pthread_cond_wait(&fork_finished, &fork_mu);
+	pthread_mutex_unlock(&fork_mu);
+	return job.rc;
+}
+
 /* Start a child and wait until it has loaded the plugin; NULL with err. */
 static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 {
@@ -266,7 +332,7 @@ static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (fork_child(c, p, err, errlen) < 0) {
+	if (fork_on_forker(c, p, err, errlen) < 0) {
 		close_proc(p);
 		return NULL;
 	}
