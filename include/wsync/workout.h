@@ -297,6 +297,10 @@ typedef struct wsync_sport_name {
 	const char *value; /* the provider's value */
 } wsync_sport_name;
 
+#if defined(__LP64__) && !defined(__cplusplus) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(wsync_sport_name) == 16, "ABI v1.1 layout");
+#endif
+
 /* 1 when `sport` is `key` but for case and separators. */
 static inline int wsync_sport_is(const char *sport, const char *key)
 {

@@ -107,23 +107,10 @@ static int32_t api(const wsync_request *req, wsync_call *call, const char *metho
                    const char *text, wsync_http_response *resp)
 {
 	static const wsync_http_header accept[] = {{"Accept", "application/json"}};
-	wsync_http_request rq = {
-		.struct_size = sizeof rq,
-		.auth = 1,
-		.method = method,
-		.path = path,
-		.content_type = text ? "application/json" : NULL,
-		.body = text,
-		.body_len = text ? strlen(text) : 0,
-		.headers = accept,
-		.n_headers = 1,
-	};
 	const char *excerpt;
-	int32_t st;
+	int32_t st = wsync_http_send(req, call, method, path, "application/json", text, accept, 1,
+	                             resp);
 
-	memset(resp, 0, sizeof *resp);
-	resp->struct_size = sizeof *resp;
-	st = req->host->http(call, &rq, resp);
 	if (st == WSYNC_E_AUTH && resp->http_status == 412)
 		return req->host->set_error(
 			call, WSYNC_E_AUTH, 0,
@@ -191,18 +178,6 @@ static int32_t no_id(const wsync_request *req, wsync_call *call, const char *met
 	                            "Garmin's answer without %s (HTTP %d from %s %s): %s", what,
 	                            resp->http_status, method, path,
 	                            excerpt[0] ? excerpt : "(empty body)");
-}
-
-/*
- * Whether a create must first look for what an earlier attempt may have made
- * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
- * after the first (a 1.0 host has no `reconcile`; a lookup is cheap).
- */
-static int must_reconcile(const wsync_request *req)
-{
-	if (req->attempt > 1)
-		return 1;
-	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
 static void set_id(const wsync_request *req, wsync_call *call, int64_t id)
@@ -290,7 +265,7 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 		                            GARMIN_MAX_STEPS, n);
 	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
 		return update_workout(req, cfg, call, w, req->workout_provider_id);
-	if (must_reconcile(req))
+	if (wsync_must_reconcile(req))
 		/* Garmin documents no workout lookup and no external id (README,
 		 * "Exactly once"): the exposure is the one call that was in
 		 * flight.  Say so where an operator will look. */
@@ -424,7 +399,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 			set_id(req, call, sid);
 		return st;
 	}
-	if (must_reconcile(req)) {
+	if (wsync_must_reconcile(req)) {
 		int r = find_schedule(req, call, wid, s->scheduled_date, &sid);
 		if (r < 0)
 			return (int32_t)-r;
@@ -470,8 +445,6 @@ static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_reque
 WSYNC_PLUGIN_DESCRIPTOR(.name = "garmin", .version = "1.0.0",
                         .description = "Garmin Connect Training API V2: workouts and schedules",
                         .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
-                        .init = init, .destroy = destroy,
-                        .sync_workout = sync_workout,
-                        .sync_scheduled_workout = sync_scheduled,
-                        .delete_workout = delete_workout,
+                        .init = init, .destroy = destroy, .sync_workout = sync_workout,
+                        .sync_scheduled_workout = sync_scheduled, .delete_workout = delete_workout,
                         .delete_scheduled_workout = delete_scheduled)

@@ -182,20 +182,8 @@ static int32_t tp_http(const tp *t, const wsync_request *req, wsync_call *call,
 		{"User-Agent", t->user_agent},
 		{"Accept", "application/json"},
 	};
-	wsync_http_request hr = {
-		.struct_size = sizeof hr,
-		.auth = 1,
-		.method = method,
-		.path = path,
-		.content_type = body ? "application/json" : NULL,
-		.body = body,
-		.body_len = body ? strlen(body) : 0,
-		.headers = headers,
-		.n_headers = sizeof headers / sizeof headers[0],
-	};
-	memset(resp, 0, sizeof *resp);
-	resp->struct_size = sizeof *resp;
-	return req->host->http(call, &hr, resp);
+	return wsync_http_send(req, call, method, path, "application/json", body, headers,
+	                       sizeof headers / sizeof headers[0], resp);
 }
 
 /* An id -- a stored link, or a member read with the host's json_get (a
@@ -426,18 +414,6 @@ static int32_t tp_delete_workout(void *state, wsync_call *call, const wsync_requ
 	return WSYNC_NOT_APPLICABLE;
 }
 
-/*
- * Whether a create must first look for what an earlier attempt may have made
- * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
- * after the first (a 1.0 host has no `reconcile`; a lookup is cheap).
- */
-static int must_reconcile(const wsync_request *req)
-{
-	if (req->attempt > 1)
-		return 1;
-	return WSYNC_HAS(req, reconcile) && req->reconcile;
-}
-
 static int same_text(const char *have, const char *want)
 {
 	if (!want || !*want)
@@ -537,7 +513,7 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 			                            "stored TrainingPeaks id '%.40s' is not a number",
 			                            pid ? pid : "");
 	}
-	if (!update && must_reconcile(req)) {
+	if (!update && wsync_must_reconcile(req)) {
 		int r = find_planned(t, call, req, &id);
 		if (r < 0)
 			return (int32_t)-r;
@@ -632,8 +608,7 @@ WSYNC_PLUGIN_DESCRIPTOR(.name = "trainingpeaks", .version = TP_VERSION,
                         .description = "TrainingPeaks Partner API: scheduled workouts as "
                                        "planned workouts",
                         .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
-                        .init = tp_init, .destroy = tp_destroy,
-                        .sync_workout = tp_sync_workout,
+                        .init = tp_init, .destroy = tp_destroy, .sync_workout = tp_sync_workout,
                         .sync_scheduled_workout = tp_sync_scheduled,
                         .delete_workout = tp_delete_workout,
                         .delete_scheduled_workout = tp_delete_scheduled)

@@ -214,20 +214,8 @@ static int32_t wahoo_send(const wsync_request *req, wsync_call *call, const char
                           const char *path, const wahoo_buf *form, wsync_http_response *resp)
 {
 	static const wsync_http_header accept[] = {{"Accept", "application/json"}};
-	wsync_http_request r = {
-		.struct_size = sizeof r,
-		.auth = 1,
-		.method = method,
-		.path = path,
-		.content_type = form ? "application/x-www-form-urlencoded" : NULL,
-		.body = form ? form->p : NULL,
-		.body_len = form ? form->len : 0,
-		.headers = accept,
-		.n_headers = 1,
-	};
-	memset(resp, 0, sizeof *resp);
-	resp->struct_size = sizeof *resp;
-	return req->host->http(call, &r, resp);
+	return wsync_http_send(req, call, method, path, "application/x-www-form-urlencoded",
+	                       form ? form->p : NULL, accept, 1, resp);
 }
 
 /* Member `at` of the answer, read by the host (a number as its text). */
@@ -286,20 +274,6 @@ static int32_t take_id(const wsync_request *req, wsync_call *call, const wsync_h
 		                            resp->body_len);
 	req->host->set_provider_id(call, id);
 	return WSYNC_OK;
-}
-
-/*
- * Whether a create must first look for the object an earlier attempt may
- * have made (plugin.h, EXACTLY ONCE).  A 1.1 host says so with `reconcile`;
- * any attempt after the first looks too, whatever the host: one GET costs
- * less than a duplicate on an athlete's calendar, and a 1.0 host has no
- * `reconcile` at all.
- */
-static int must_reconcile(const wsync_request *req)
-{
-	if (req->attempt > 1)
-		return 1;
-	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
 /* The key sent on create and looked up on reconcile: the entity's id, which
@@ -451,7 +425,7 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 		return put_plan(req, cfg, call, w, req->workout_provider_id);
 
 	key = key_of(req, w->id);
-	if (must_reconcile(req)) {
+	if (wsync_must_reconcile(req)) {
 		int r = find_plan(req, call, key, found, sizeof found);
 		if (r < 0)
 			return (int32_t)-r;
@@ -603,7 +577,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 		                            sc->id, sc->scheduled_date ? sc->scheduled_date : "",
 		                            sc->scheduled_time ? sc->scheduled_time : "");
 	token = key_of(req, sc->id);
-	if (!wid && must_reconcile(req)) {
+	if (!wid && wsync_must_reconcile(req)) {
 		int r = find_by_token(req, call, token, found, sizeof found);
 		if (r < 0)
 			return (int32_t)-r;
@@ -676,8 +650,6 @@ WSYNC_PLUGIN_DESCRIPTOR(.name = "wahoo", .version = "1.0.0",
                         .description = "Wahoo Cloud API: workouts as plans, scheduled workouts "
                                        "as workouts",
                         .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
-                        .init = init, .destroy = destroy,
-                        .sync_workout = sync_workout,
-                        .sync_scheduled_workout = sync_scheduled,
-                        .delete_workout = delete_workout,
+                        .init = init, .destroy = destroy, .sync_workout = sync_workout,
+                        .sync_scheduled_workout = sync_scheduled, .delete_workout = delete_workout,
                         .delete_scheduled_workout = delete_scheduled)
