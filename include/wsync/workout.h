@@ -283,6 +283,52 @@ static inline double wsync_step_target_mid(const wsync_step *s)
 	return (s->target_low + s->target_high) / 2.0;
 }
 
+/*
+ * SPORT NAMES (ABI 1.1 helper).  workouts.sport is free text ("Trail Run",
+ * "trail_run", "TRAILRUN"); every plugin maps it to its provider's value
+ * with a table of {key, value} pairs whose keys are written in lower case
+ * without separators ("trailrun").  wsync_sport_lookup compares ignoring
+ * ASCII case, spaces, tabs, '-' and '_', so that one sport text means the
+ * same sport on every provider, and returns the value of the first key that
+ * matches, or `fallback` when none does (or sport is NULL).
+ */
+typedef struct wsync_sport_name {
+	const char *key;   /* lower case, no ' ', '\t', '-' or '_' */
+	const char *value; /* the provider's value */
+} wsync_sport_name;
+
+#if defined(__LP64__) && !defined(__cplusplus) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(wsync_sport_name) == 16, "ABI v1.1 layout");
+#endif
+
+/* 1 when `sport` is `key` but for case and separators. */
+static inline int wsync_sport_is(const char *sport, const char *key)
+{
+	for (;; sport++) {
+		unsigned char c = (unsigned char)*sport;
+		if (c == ' ' || c == '\t' || c == '-' || c == '_')
+			continue;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + ('a' - 'A'));
+		if (c != (unsigned char)*key)
+			return 0;
+		if (!c)
+			return 1;
+		key++;
+	}
+}
+
+static inline const char *wsync_sport_lookup(const char *sport,
+                                             const wsync_sport_name *table, size_t n,
+                                             const char *fallback)
+{
+	size_t i;
+	for (i = 0; sport && i < n; i++)
+		if (wsync_sport_is(sport, table[i].key))
+			return table[i].value;
+	return fallback;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #define WSYNC_GARMIN_H
 
 #include <wsync/plugin.h>
+#include <wsync/plugin_util.h>
 
 #include <json-c/json.h>
 

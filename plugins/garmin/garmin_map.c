@@ -5,7 +5,6 @@
  */
 #include "garmin.h"
 
-#include <ctype.h>
 #include <limits.h>
 #include <math.h> /* isfinite only (a macro): no libm needed */
 #include <stdio.h>
@@ -192,10 +191,8 @@ static void fmt_target(char *buf, size_t n, const wsync_step *s, int swim)
 
 /* ----------------------------------------------------------------- sport */
 
-static const struct {
-	const char *key; /* lower case, no spaces, '-' or '_' */
-	const char *sport;
-} sports[] = {
+/* Keys as wsync_sport_lookup (wsync/workout.h) compares them. */
+static const wsync_sport_name sports[] = {
 	{"bike", "CYCLING"}, {"biking", "CYCLING"}, {"cycling", "CYCLING"},
 	{"cycle", "CYCLING"}, {"ride", "CYCLING"}, {"virtualride", "CYCLING"},
 	{"roadbike", "CYCLING"}, {"roadcycling", "CYCLING"}, {"indoorcycling", "CYCLING"},
@@ -227,24 +224,7 @@ int garmin_sport_valid(const char *name)
 
 const char *garmin_sport(const char *sport, const char *fallback)
 {
-	char key[32];
-	size_t n = 0;
-
-	if (!sport)
-		return fallback;
-	for (; *sport; sport++) {
-		unsigned char c = (unsigned char)*sport;
-		if (c == ' ' || c == '\t' || c == '-' || c == '_')
-			continue;
-		if (n + 1 >= sizeof key)
-			return fallback;
-		key[n++] = (char)tolower(c);
-	}
-	key[n] = '\0';
-	for (size_t i = 0; i < sizeof sports / sizeof sports[0]; i++)
-		if (!strcmp(key, sports[i].key))
-			return sports[i].sport;
-	return fallback;
+	return wsync_sport_lookup(sport, sports, sizeof sports / sizeof sports[0], fallback);
 }
 
 /* ----------------------------------------------------------------- steps */

@@ -50,9 +50,9 @@ typedef struct athlete {
 	char user_id[];       /* wsync user id */
 } athlete;
 
+/* What init() reads and the operations share; the host and the instance
+ * come with every request (req->host, req->instance). */
 typedef struct tp {
-	const wsync_host *host;
-	const wsync_instance *inst;
 	char user_agent[TP_UA_MAX];
 	const char *default_type;     /* host-owned */
 	pthread_mutex_t lock;         /* guards buckets and every athlete entry */
@@ -106,8 +106,6 @@ static int32_t tp_init(const wsync_host *host, const wsync_instance *inst, void 
 	t = calloc(1, sizeof *t);
 	if (!t)
 		return WSYNC_E_UNEXPECTED;
-	t->host = host;
-	t->inst = inst;
 	ua = host->config_get_string(inst, "trainingpeaks", "user_agent");
 	client_id = host->config_get_string(inst, "oauth", "client_id");
 	if (ua && *ua) {
@@ -174,8 +172,9 @@ static void tp_destroy(void *state)
  * HTTP helpers
  */
 
-static int32_t tp_http(tp *t, wsync_call *call, const char *method, const char *path,
-                       const char *body, wsync_http_response *resp)
+static int32_t tp_http(const tp *t, const wsync_request *req, wsync_call *call,
+                       const char *method, const char *path, const char *body,
+                       wsync_http_response *resp)
 {
 	/* An explicit User-Agent header replaces the core's default (libcurl uses
 	 * a caller's header instead of the one it would generate). */
@@ -183,20 +182,8 @@ static int32_t tp_http(tp *t, wsync_call *call, const char *method, const char *
 		{"User-Agent", t->user_agent},
 		{"Accept", "application/json"},
 	};
-	wsync_http_request req = {
-		.struct_size = sizeof req,
-		.auth = 1,
-		.method = method,
-		.path = path,
-		.content_type = body ? "application/json" : NULL,
-		.body = body,
-		.body_len = body ? strlen(body) : 0,
-		.headers = headers,
-		.n_headers = sizeof headers / sizeof headers[0],
-	};
-	memset(resp, 0, sizeof *resp);
-	resp->struct_size = sizeof *resp;
-	return t->host->http(call, &req, resp);
+	return wsync_http_send(req, call, method, path, "application/json", body, headers,
+	                       sizeof headers / sizeof headers[0], resp);
 }
 
 /* An id -- a stored link, or a member read with the host's json_get (a
@@ -216,12 +203,13 @@ static int id_text(const char *s, long long *out)
 }
 
 /* The "Id" of a JSON object answer; 0 on success. */
-static int answer_id(tp *t, wsync_call *call, const wsync_http_response *resp, long long *out)
+static int answer_id(const wsync_request *req, wsync_call *call,
+                     const wsync_http_response *resp, long long *out)
 {
-	if (t->host->json_length(call, resp->body, resp->body_len, "") < 0 ||
+	if (req->host->json_length(call, resp->body, resp->body_len, "") < 0 ||
 	    resp->body[strspn(resp->body, " \t\r\n")] != '{')
 		return -1;
-	return id_text(t->host->json_get(call, resp->body, resp->body_len, "Id"), out);
+	return id_text(req->host->json_get(call, resp->body, resp->body_len, "Id"), out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -254,17 +242,17 @@ static athlete *athlete_entry(tp *t, const char *user_id)
 	return a;
 }
 
-static int32_t fetch_profile(tp *t, wsync_call *call, long long *id)
+static int32_t fetch_profile(const tp *t, const wsync_request *req, wsync_call *call, long long *id)
 {
 	wsync_http_response resp;
-	int32_t st = tp_http(t, call, "GET", "/v1/athlete/profile", NULL, &resp);
+	int32_t st = tp_http(t, req, call, "GET", "/v1/athlete/profile", NULL, &resp);
 	if (st != WSYNC_OK)
 		return st;
-	if (answer_id(t, call, &resp, id) < 0)
-		return t->host->set_error(call, WSYNC_E_PROVIDER, 0,
-		                          "GET /v1/athlete/profile: answer without a usable "
-		                          "\"Id\" (%s)",
-		                          t->host->excerpt(call, resp.body, resp.body_len, 200));
+	if (answer_id(req, call, &resp, id) < 0)
+		return req->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                            "GET /v1/athlete/profile: answer without a usable "
+		                            "\"Id\" (%s)",
+		                            req->host->excerpt(call, resp.body, resp.body_len, 200));
 	return WSYNC_OK;
 }
 
@@ -272,7 +260,7 @@ static int32_t fetch_profile(tp *t, wsync_call *call, long long *id)
  * The user's athlete id.  *cached = 1 when it came from the cache (read in an
  * earlier call), 0 when this call fetched it.
  */
-static int32_t athlete_id(tp *t, wsync_call *call, const char *user_id, long long *id,
+static int32_t athlete_id(tp *t, const wsync_request *req, wsync_call *call, long long *id,
                           int *cached)
 {
 	athlete *a;
@@ -280,10 +268,10 @@ static int32_t athlete_id(tp *t, wsync_call *call, const char *user_id, long lon
 	long long got = 0;
 
 	pthread_mutex_lock(&t->lock);
-	a = athlete_entry(t, user_id);
+	a = athlete_entry(t, req->user_id);
 	if (!a) {
 		pthread_mutex_unlock(&t->lock);
-		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	}
 	while (a->state == ATHLETE_FETCHING)
 		pthread_cond_wait(&t->fetched, &t->lock);
@@ -296,7 +284,7 @@ static int32_t athlete_id(tp *t, wsync_call *call, const char *user_id, long lon
 	a->state = ATHLETE_FETCHING;
 	pthread_mutex_unlock(&t->lock);
 
-	st = fetch_profile(t, call, &got);
+	st = fetch_profile(t, req, call, &got);
 
 	pthread_mutex_lock(&t->lock);
 	if (st == WSYNC_OK) {
@@ -308,8 +296,8 @@ static int32_t athlete_id(tp *t, wsync_call *call, const char *user_id, long lon
 	pthread_cond_broadcast(&t->fetched);
 	pthread_mutex_unlock(&t->lock);
 	if (st == WSYNC_OK) {
-		t->host->log(t->inst, WSYNC_LOG_DEBUG, "user %s is TrainingPeaks athlete %lld",
-		             user_id, got);
+		req->host->log(req->instance, WSYNC_LOG_DEBUG, "user %s is TrainingPeaks athlete %lld",
+		               req->user_id, got);
 		*id = got;
 		*cached = 0;
 	}
@@ -408,34 +396,22 @@ static void day_window(int64_t now, long *lo, long *hi)
 
 static int32_t tp_sync_workout(void *state, wsync_call *call, const wsync_request *req)
 {
-	tp *t = state;
+	(void)state;
 	(void)call;
-	t->host->log(t->inst, WSYNC_LOG_DEBUG,
-	             "workout %s: TrainingPeaks has no workout library; its scheduled "
-	             "workouts carry the structure", req->workout ? req->workout->id : "?");
+	req->host->log(req->instance, WSYNC_LOG_DEBUG,
+	               "workout %s: TrainingPeaks has no workout library; its scheduled "
+	               "workouts carry the structure", req->workout ? req->workout->id : "?");
 	return WSYNC_NOT_APPLICABLE;
 }
 
 static int32_t tp_delete_workout(void *state, wsync_call *call, const wsync_request *req)
 {
-	tp *t = state;
+	(void)state;
 	(void)call;
-	t->host->log(t->inst, WSYNC_LOG_DEBUG,
-	             "workout %s: nothing to delete on TrainingPeaks (no workout library)",
-	             req->workout_provider_id ? req->workout_provider_id : "?");
+	req->host->log(req->instance, WSYNC_LOG_DEBUG,
+	               "workout %s: nothing to delete on TrainingPeaks (no workout library)",
+	               req->workout_provider_id ? req->workout_provider_id : "?");
 	return WSYNC_NOT_APPLICABLE;
-}
-
-/*
- * Whether a create must first look for what an earlier attempt may have made
- * (plugin.h, EXACTLY ONCE): the host's `reconcile` (ABI 1.1), or any attempt
- * after the first (a 1.0 host has no `reconcile`; a lookup is cheap).
- */
-static int must_reconcile(const wsync_request *req)
-{
-	if (req->attempt > 1)
-		return 1;
-	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
 static int same_text(const char *have, const char *want)
@@ -446,12 +422,12 @@ static int same_text(const char *have, const char *want)
 }
 
 /* Member `name` of element i of the answer, read by the host. */
-static const char *elem(tp *t, wsync_call *call, const wsync_http_response *resp, int64_t i,
-                        const char *name)
+static const char *elem(const wsync_request *req, wsync_call *call,
+                        const wsync_http_response *resp, int64_t i, const char *name)
 {
 	char at[64];
 	snprintf(at, sizeof at, "%lld.%s", (long long)i, name);
-	return t->host->json_get(call, resp->body, resp->body_len, at);
+	return req->host->json_get(call, resp->body, resp->body_len, at);
 }
 
 /*
@@ -472,24 +448,24 @@ static int find_planned(tp *t, wsync_call *call, const wsync_request *req, long 
 
 	snprintf(path, sizeof path, "/v2/workouts/%.10s/%.10s", s->scheduled_date,
 	         s->scheduled_date);
-	st = tp_http(t, call, "GET", path, NULL, &resp);
+	st = tp_http(t, req, call, "GET", path, NULL, &resp);
 	if (st != WSYNC_OK && st != WSYNC_E_NOT_FOUND)
 		return -st; /* the host recorded why */
 	if (st == WSYNC_OK && resp.body && resp.body[strspn(resp.body, " \t\r\n")] == '[')
-		n = t->host->json_length(call, resp.body, resp.body_len, "");
+		n = req->host->json_length(call, resp.body, resp.body_len, "");
 	if (n < 0)
-		return -t->host->set_error(call, WSYNC_E_PROVIDER, 0,
-		                           "HTTP %d from GET %s: not the documented list of "
-		                           "workouts; not creating blindly (it may exist already)",
-		                           (int)resp.http_status, path);
+		return -req->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                             "HTTP %d from GET %s: not the documented list of "
+		                             "workouts; not creating blindly (it may exist already)",
+		                             (int)resp.http_status, path);
 	for (i = 0; i < n; i++) {
-		const char *day = elem(t, call, &resp, i, "WorkoutDay");
-		const char *wt = elem(t, call, &resp, i, "WorkoutType");
-		const char *done = elem(t, call, &resp, i, "Completed");
+		const char *day = elem(req, call, &resp, i, "WorkoutDay");
+		const char *wt = elem(req, call, &resp, i, "WorkoutType");
+		const char *done = elem(req, call, &resp, i, "Completed");
 		long long x;
 		if (!day || strncmp(day, s->scheduled_date, 10) ||
-		    !same_text(elem(t, call, &resp, i, "Title"), req->workout->name) ||
-		    !wt || strcasecmp(wt, type) || id_text(elem(t, call, &resp, i, "Id"), &x) < 0)
+		    !same_text(elem(req, call, &resp, i, "Title"), req->workout->name) ||
+		    !wt || strcasecmp(wt, type) || id_text(elem(req, call, &resp, i, "Id"), &x) < 0)
 			continue;
 		if (done && !strcmp(done, "true"))
 			continue; /* a done workout is not the plan we sent */
@@ -497,9 +473,9 @@ static int find_planned(tp *t, wsync_call *call, const wsync_request *req, long 
 			*id = x;
 	}
 	if (found > 1)
-		t->host->log(t->inst, WSYNC_LOG_WARNING, "%lld TrainingPeaks workouts titled '%s' on "
-		             "%.10s: adopting %lld", (long long)found, req->workout->name
-		             ? req->workout->name : "", s->scheduled_date, *id);
+		req->host->log(req->instance, WSYNC_LOG_WARNING, "%lld TrainingPeaks workouts titled '%s' on "
+		               "%.10s: adopting %lld", (long long)found, req->workout->name
+		               ? req->workout->name : "", s->scheduled_date, *id);
 	return found ? 1 : 0;
 }
 
@@ -515,47 +491,47 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 	int32_t st;
 
 	if (!s || !req->workout || !s->scheduled_date)
-		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-		                          "scheduled workout without its workout or date");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                            "scheduled workout without its workout or date");
 	if (parse_date(s->scheduled_date, &day) < 0)
-		return t->host->set_error(call, WSYNC_E_INVALID, 0,
-		                          "scheduled_date '%.40s' is not YYYY-MM-DD",
-		                          s->scheduled_date);
+		return req->host->set_error(call, WSYNC_E_INVALID, 0,
+		                            "scheduled_date '%.40s' is not YYYY-MM-DD",
+		                            s->scheduled_date);
 	day_window(req->now, &lo, &hi);
 	if (day < lo || day > hi) {
 		fmt_date(lo, a, sizeof a);
 		fmt_date(hi, b, sizeof b);
-		return t->host->set_error(call, WSYNC_E_INVALID, 0,
-		                          "TrainingPeaks accepts planned workouts from 7 days ago "
-		                          "to 1 year ahead (%s .. %s); %.10s is outside",
-		                          a, b, s->scheduled_date);
+		return req->host->set_error(call, WSYNC_E_INVALID, 0,
+		                            "TrainingPeaks accepts planned workouts from 7 days ago "
+		                            "to 1 year ahead (%s .. %s); %.10s is outside",
+		                            a, b, s->scheduled_date);
 	}
 	if (update) {
 		const char *pid = req->scheduled_provider_id;
 		if (id_text(pid, &id) < 0)
-			return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-			                          "stored TrainingPeaks id '%.40s' is not a number",
-			                          pid ? pid : "");
+			return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+			                            "stored TrainingPeaks id '%.40s' is not a number",
+			                            pid ? pid : "");
 	}
-	if (!update && must_reconcile(req)) {
+	if (!update && wsync_must_reconcile(req)) {
 		int r = find_planned(t, call, req, &id);
 		if (r < 0)
 			return (int32_t)-r;
 		if (r == 1) {
 			/* adopt it, and make it what we would have created (PUT is a
 			 * full replace) */
-			t->host->log(t->inst, WSYNC_LOG_INFO, "scheduled workout %s: TrainingPeaks "
-			             "workout %lld on %.10s matches (an earlier attempt reached "
-			             "TrainingPeaks): adopting and updating it", s->id, id,
-			             s->scheduled_date);
+			req->host->log(req->instance, WSYNC_LOG_INFO, "scheduled workout %s: TrainingPeaks "
+			               "workout %lld on %.10s matches (an earlier attempt reached "
+			               "TrainingPeaks): adopting and updating it", s->id, id,
+			               s->scheduled_date);
 			snprintf(path, sizeof path, "%lld", id);
-			t->host->set_provider_id(call, path);
+			req->host->set_provider_id(call, path);
 			update = 1;
 		}
 	}
 	structure = tp_structure_string(req->workout->structure, &err);
 	if (err)
-		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 
 	if (update)
 		snprintf(path, sizeof path, "/v2/workouts/plan/%lld", id);
@@ -564,44 +540,44 @@ static int32_t tp_sync_scheduled(void *state, wsync_call *call, const wsync_requ
 	for (int pass = 0;; pass++) {
 		wsync_http_response resp;
 		char *body;
-		st = athlete_id(t, call, req->user_id, &athlete, &cached);
+		st = athlete_id(t, req, call, &athlete, &cached);
 		if (st != WSYNC_OK)
 			break;
 		if (!(body = tp_plan_json(t->default_type, req, athlete, id, structure))) {
-			st = t->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+			st = req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 			break;
 		}
-		st = tp_http(t, call, update ? "PUT" : "POST", path, body, &resp);
+		st = tp_http(t, req, call, update ? "PUT" : "POST", path, body, &resp);
 		free(body);
 		if (st == WSYNC_E_AUTH && resp.http_status == 403 && cached && pass == 0) {
 			/* A cached athlete id may belong to an account the user has
 			 * since replaced: read the profile again and retry once. */
 			long long old = athlete;
 			athlete_forget(t, req->user_id, old);
-			st = athlete_id(t, call, req->user_id, &athlete, &cached);
+			st = athlete_id(t, req, call, &athlete, &cached);
 			if (st != WSYNC_OK) /* the profile read's own outcome */
 				break;
 			if (athlete != old)
 				continue;
-			st = t->host->set_error(call, WSYNC_E_AUTH, 0,
-			                        "TrainingPeaks refused the write (403): basic "
-			                        "athletes cannot have future planned workouts, or "
-			                        "the token lacks the workouts:plan scope");
+			st = req->host->set_error(call, WSYNC_E_AUTH, 0,
+			                          "TrainingPeaks refused the write (403): basic "
+			                          "athletes cannot have future planned workouts, or "
+			                          "the token lacks the workouts:plan scope");
 		}
 		if (st == WSYNC_OK && !update) {
 			long long new_id;
-			if (answer_id(t, call, &resp, &new_id) < 0) {
-				st = t->host->set_error(call, WSYNC_E_PROVIDER, 0,
-				                        "HTTP %d from POST /v2/workouts/plan: answer "
-				                        "without a usable \"Id\" (%zu bytes); the workout "
-				                        "may exist: the retry looks it up before creating",
-				                        (int)resp.http_status, resp.body_len);
+			if (answer_id(req, call, &resp, &new_id) < 0) {
+				st = req->host->set_error(call, WSYNC_E_PROVIDER, 0,
+				                          "HTTP %d from POST /v2/workouts/plan: answer "
+				                          "without a usable \"Id\" (%zu bytes); the workout "
+				                          "may exist: the retry looks it up before creating",
+				                          (int)resp.http_status, resp.body_len);
 			} else {
 				snprintf(path, sizeof path, "%lld", new_id);
-				t->host->set_provider_id(call, path);
-				t->host->log(t->inst, WSYNC_LOG_DEBUG,
-				             "scheduled workout %s is TrainingPeaks workout %lld on %.10s",
-				             s->id, new_id, s->scheduled_date);
+				req->host->set_provider_id(call, path);
+				req->host->log(req->instance, WSYNC_LOG_DEBUG,
+				               "scheduled workout %s is TrainingPeaks workout %lld on %.10s",
+				               s->id, new_id, s->scheduled_date);
 			}
 		}
 		break;
@@ -621,19 +597,18 @@ static int32_t tp_delete_scheduled(void *state, wsync_call *call, const wsync_re
 	if (!pid)
 		return WSYNC_NOT_APPLICABLE;
 	if (id_text(pid, &id) < 0)
-		return t->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-		                          "stored TrainingPeaks id '%.40s' is not a number", pid);
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                            "stored TrainingPeaks id '%.40s' is not a number", pid);
 	snprintf(path, sizeof path, "/v2/workouts/id/%lld", id);
 	/* 404 = already gone: the host counts that as a successful delete. */
-	return tp_http(t, call, "DELETE", path, NULL, &resp);
+	return tp_http(t, req, call, "DELETE", path, NULL, &resp);
 }
 
 WSYNC_PLUGIN_DESCRIPTOR(.name = "trainingpeaks", .version = TP_VERSION,
                         .description = "TrainingPeaks Partner API: scheduled workouts as "
                                        "planned workouts",
                         .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
-                        .init = tp_init, .destroy = tp_destroy,
-                        .sync_workout = tp_sync_workout,
+                        .init = tp_init, .destroy = tp_destroy, .sync_workout = tp_sync_workout,
                         .sync_scheduled_workout = tp_sync_scheduled,
                         .delete_workout = tp_delete_workout,
                         .delete_scheduled_workout = tp_delete_scheduled)

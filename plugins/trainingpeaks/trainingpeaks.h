@@ -7,6 +7,7 @@
 #define WSYNC_TRAININGPEAKS_H
 
 #include <wsync/plugin.h>
+#include <wsync/plugin_util.h>
 
 /* TrainingPeaks' WorkoutType for a workouts.sport value (case, ' ', '-' and
  * '_' ignored); `fallback` when unrecognised or NULL. */

@@ -9,7 +9,6 @@
 
 #include <json-c/json.h>
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,10 +284,8 @@ char *tp_structure_string(const wsync_workout *w, int *err)
  * Sport -> WorkoutType
  */
 
-static const struct {
-	const char *sport;   /* normalized: lowercase, no ' ', '-', '_' */
-	const char *type;
-} SPORTS[] = {
+/* Keys as wsync_sport_lookup (wsync/workout.h) compares them. */
+static const wsync_sport_name SPORTS[] = {
 	{"bike", "bike"}, {"cycling", "bike"}, {"cycle", "bike"}, {"ride", "bike"},
 	{"biking", "bike"}, {"virtualride", "bike"}, {"roadbike", "bike"},
 	{"indoorcycling", "bike"}, {"gravel", "bike"}, {"gravelride", "bike"},
@@ -308,21 +305,7 @@ static const struct {
 
 const char *tp_workout_type(const char *sport, const char *fallback)
 {
-	char norm[64];
-	size_t n = 0;
-	if (!sport)
-		return fallback;
-	for (const char *p = sport; *p && n + 1 < sizeof norm; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c == ' ' || c == '-' || c == '_')
-			continue;
-		norm[n++] = (char)tolower(c);
-	}
-	norm[n] = '\0';
-	for (size_t i = 0; i < sizeof SPORTS / sizeof SPORTS[0]; i++)
-		if (!strcmp(norm, SPORTS[i].sport))
-			return SPORTS[i].type;
-	return fallback;
+	return wsync_sport_lookup(sport, SPORTS, sizeof SPORTS / sizeof SPORTS[0], fallback);
 }
 
 /* The planned-workout object: every field wsync manages, so that a PUT (a

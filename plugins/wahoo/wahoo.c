@@ -26,12 +26,6 @@
 #define SCAN_PAGES 20           /* workout list pages searched for a token */
 #define SCAN_PER_PAGE 30        /* Wahoo's documented default page size */
 
-typedef struct wahoo {
-	const wsync_host *host;
-	const wsync_instance *inst;
-	wahoo_cfg cfg;
-} wahoo;
-
 static const wsync_config_key keys[] = {
 	{"wahoo", "location", WSYNC_CONFIG_STRING, 0, "indoor",
 	 "indoor or outdoor: the plans' workout_type_location and the bike workout type"},
@@ -97,66 +91,65 @@ static int parse_time(const char *s, char out[9])
 	return 0;
 }
 
-static int32_t bad_setting(wahoo *wh, const char *key, const char *value,
-                           const char *expected)
+static int32_t bad_setting(const wsync_host *h, const wsync_instance *inst, const char *key,
+                           const char *value, const char *expected)
 {
-	wh->host->log(wh->inst, WSYNC_LOG_ERROR, "[wahoo] %s = '%s': expected %s", key, value,
-	              expected);
+	h->log(inst, WSYNC_LOG_ERROR, "[wahoo] %s = '%s': expected %s", key, value, expected);
 	return WSYNC_E_INVALID;
 }
 
-static int32_t int_setting(wahoo *wh, const char *key, int64_t fallback, int64_t lo,
-                           int64_t hi, const char *expected, int64_t *out)
+static int32_t int_setting(const wsync_host *h, const wsync_instance *inst, const char *key,
+                           int64_t fallback, int64_t lo, int64_t hi, const char *expected,
+                           int64_t *out)
 {
-	const char *raw = wh->host->config_get_string(wh->inst, "wahoo", key);
-	*out = wh->host->config_get_int(wh->inst, "wahoo", key, fallback);
+	const char *raw = h->config_get_string(inst, "wahoo", key);
+	*out = h->config_get_int(inst, "wahoo", key, fallback);
 	if (raw && (*out < lo || *out > hi))
-		return bad_setting(wh, key, raw, expected);
+		return bad_setting(h, inst, key, raw, expected);
 	return WSYNC_OK;
 }
 
-static int32_t read_settings(wahoo *wh)
+static int32_t read_settings(const wsync_host *h, const wsync_instance *inst, wahoo_cfg *c)
 {
-	const wsync_host *h = wh->host;
-	wahoo_cfg *c = &wh->cfg;
-	const char *loc = h->config_get_string(wh->inst, "wahoo", "location");
-	const char *t = h->config_get_string(wh->inst, "wahoo", "default_start_time");
+	const char *loc = h->config_get_string(inst, "wahoo", "location");
+	const char *t = h->config_get_string(inst, "wahoo", "default_start_time");
 
 	if (!loc || !strcmp(loc, "indoor") || !strcmp(loc, "0"))
 		c->location = WAHOO_LOCATION_INDOOR;
 	else if (!strcmp(loc, "outdoor") || !strcmp(loc, "1"))
 		c->location = WAHOO_LOCATION_OUTDOOR;
 	else
-		return bad_setting(wh, "location", loc, "indoor or outdoor");
+		return bad_setting(h, inst, "location", loc, "indoor or outdoor");
 	if (parse_time(t ? t : "07:00:00", c->start_time) < 0)
-		return bad_setting(wh, "default_start_time", t, "a time such as 07:00 or 07:00:00");
-	if (int_setting(wh, "ftp", 0, 1, 5000, "watts, 1 to 5000", &c->ftp) ||
-	    int_setting(wh, "bike_workout_type_id",
+		return bad_setting(h, inst, "default_start_time", t,
+		                   "a time such as 07:00 or 07:00:00");
+	if (int_setting(h, inst, "ftp", 0, 1, 5000, "watts, 1 to 5000", &c->ftp) ||
+	    int_setting(h, inst, "bike_workout_type_id",
 	                c->location == WAHOO_LOCATION_INDOOR ? 12 : 0, 0, 255,
 	                "a Wahoo workout_type_id, 0 to 255", &c->bike_type_id) ||
-	    int_setting(wh, "run_workout_type_id", 1, 0, 255,
+	    int_setting(h, inst, "run_workout_type_id", 1, 0, 255,
 	                "a Wahoo workout_type_id, 0 to 255", &c->run_type_id) ||
-	    int_setting(wh, "open_step_seconds", 600, 1, 86400, "seconds, 1 to 86400",
+	    int_setting(h, inst, "open_step_seconds", 600, 1, 86400, "seconds, 1 to 86400",
 	                &c->open_step_s) ||
-	    int_setting(wh, "ramp_steps", 10, 1, 100, "1 to 100", &c->ramp_steps))
+	    int_setting(h, inst, "ramp_steps", 10, 1, 100, "1 to 100", &c->ramp_steps))
 		return WSYNC_E_INVALID;
 	c->max_intervals = PLAN_MAX_INTERVALS;
 	return WSYNC_OK;
 }
 
+/* The state is the settings alone: the host and the instance come with
+ * every request (req->host, req->instance). */
 static int32_t init(const wsync_host *host, const wsync_instance *inst, void **state)
 {
-	wahoo *wh = calloc(1, sizeof *wh);
+	wahoo_cfg *cfg = calloc(1, sizeof *cfg);
 	int32_t st;
-	if (!wh)
+	if (!cfg)
 		return WSYNC_E_UNEXPECTED;
-	wh->host = host;
-	wh->inst = inst;
-	if ((st = read_settings(wh)) != WSYNC_OK) {
-		free(wh);
+	if ((st = read_settings(host, inst, cfg)) != WSYNC_OK) {
+		free(cfg);
 		return st;
 	}
-	*state = wh;
+	*state = cfg;
 	return WSYNC_OK;
 }
 
@@ -169,40 +162,41 @@ static void destroy(void *state)
 
 /* Append key=value to a form body (value may be two pieces), each piece
  * percent-encoded by the host (a space as %20, which forms accept too). */
-static void form_add2(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key,
+static void form_add2(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
                       const char *v1, const char *v2)
 {
 	if (b->len)
 		wahoo_buf_add(b, "&", 1);
-	wahoo_buf_str(b, wh->host->path_segment(call, key));
+	wahoo_buf_str(b, req->host->path_segment(call, key));
 	wahoo_buf_add(b, "=", 1);
-	wahoo_buf_str(b, wh->host->path_segment(call, v1 ? v1 : ""));
+	wahoo_buf_str(b, req->host->path_segment(call, v1 ? v1 : ""));
 	if (v2)
-		wahoo_buf_str(b, wh->host->path_segment(call, v2));
+		wahoo_buf_str(b, req->host->path_segment(call, v2));
 }
 
-static void form_add(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key,
+static void form_add(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
                      const char *value)
 {
-	form_add2(wh, call, b, key, value, NULL);
+	form_add2(req, call, b, key, value, NULL);
 }
 
-static void form_int(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *key, long long v)
+static void form_int(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
+                     long long v)
 {
 	char s[24];
 	snprintf(s, sizeof s, "%lld", v);
-	form_add(wh, call, b, key, s);
+	form_add(req, call, b, key, s);
 }
 
 /* "/v1/<collection>[/<id>]" */
-static void make_path(wahoo *wh, wsync_call *call, wahoo_buf *b, const char *collection,
-                      const char *id)
+static void make_path(const wsync_request *req, wsync_call *call, wahoo_buf *b,
+                      const char *collection, const char *id)
 {
 	wahoo_buf_str(b, "/v1/");
 	wahoo_buf_str(b, collection);
 	if (id) {
 		wahoo_buf_add(b, "/", 1);
-		wahoo_buf_str(b, wh->host->path_segment(call, id));
+		wahoo_buf_str(b, req->host->path_segment(call, id));
 	}
 }
 
@@ -216,44 +210,32 @@ static void iso_utc(int64_t t, char out[32])
 
 /* ------------------------------------------------------------------- HTTP */
 
-static int32_t wahoo_send(wahoo *wh, wsync_call *call, const char *method, const char *path,
-                    const wahoo_buf *form, wsync_http_response *resp)
+static int32_t wahoo_send(const wsync_request *req, wsync_call *call, const char *method,
+                          const char *path, const wahoo_buf *form, wsync_http_response *resp)
 {
 	static const wsync_http_header accept[] = {{"Accept", "application/json"}};
-	wsync_http_request r = {
-		.struct_size = sizeof r,
-		.auth = 1,
-		.method = method,
-		.path = path,
-		.content_type = form ? "application/x-www-form-urlencoded" : NULL,
-		.body = form ? form->p : NULL,
-		.body_len = form ? form->len : 0,
-		.headers = accept,
-		.n_headers = 1,
-	};
-	memset(resp, 0, sizeof *resp);
-	resp->struct_size = sizeof *resp;
-	return wh->host->http(call, &r, resp);
+	return wsync_http_send(req, call, method, path, "application/x-www-form-urlencoded",
+	                       form ? form->p : NULL, accept, 1, resp);
 }
 
 /* Member `at` of the answer, read by the host (a number as its text). */
-static const char *get(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+static const char *get(const wsync_request *req, wsync_call *call, const wsync_http_response *resp,
                        const char *at)
 {
-	return wh->host->json_get(call, resp->body, resp->body_len, at);
+	return req->host->json_get(call, resp->body, resp->body_len, at);
 }
 
 /* 1 when the answer is a JSON array (the host parsed it; it starts '['). */
-static int is_array(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+static int is_array(const wsync_request *req, wsync_call *call, const wsync_http_response *resp,
                     const char *at)
 {
-	return wh->host->json_length(call, resp->body, resp->body_len, at) >= 0 &&
+	return req->host->json_length(call, resp->body, resp->body_len, at) >= 0 &&
 	       (*at || resp->body[strspn(resp->body, " \t\r\n")] == '[');
 }
 
 /* A usable id from member `<prefix>id`: a positive whole number or a short
  * string of [A-Za-z0-9._-].  0 ok, -1 none. */
-static int id_of(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+static int id_of(const wsync_request *req, wsync_call *call, const wsync_http_response *resp,
                  const char *prefix, char *out, size_t outlen)
 {
 	char at[48];
@@ -261,7 +243,7 @@ static int id_of(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
 	size_t n;
 
 	snprintf(at, sizeof at, "%sid", prefix);
-	s = get(wh, call, resp, at);
+	s = get(req, call, resp, at);
 	if (!s || !(n = strlen(s)) || n >= outlen || strspn(s, "0") == n || s[0] == '-' ||
 	    !strcmp(s, "true") || !strcmp(s, "false") ||
 	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != n)
@@ -276,62 +258,48 @@ static int id_of(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
  * a blind second POST), and the retry comes with `reconcile` set, so it looks
  * the object up by its key before creating anything.
  */
-static int32_t take_id(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
+static int32_t take_id(const wsync_request *req, wsync_call *call, const wsync_http_response *resp,
                        const char *method, const char *path)
 {
 	char id[64];
-	int json = get(wh, call, resp, "") ||
-	           wh->host->json_length(call, resp->body, resp->body_len, "") >= 0;
+	int json = get(req, call, resp, "") ||
+	           req->host->json_length(call, resp->body, resp->body_len, "") >= 0;
 
-	if (id_of(wh, call, resp, "", id, sizeof id) != 0)
-		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
-		                           "HTTP %d from %s %s: answer without id (%s, %zu bytes); "
-		                           "the object may exist: the retry looks it up before "
-		                           "creating", (int)resp->http_status, method, path,
-		                           json ? "no usable \"id\"" : "not strict JSON",
-		                           resp->body_len);
-	wh->host->set_provider_id(call, id);
+	if (id_of(req, call, resp, "", id, sizeof id) != 0)
+		return req->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                            "HTTP %d from %s %s: answer without id (%s, %zu bytes); "
+		                            "the object may exist: the retry looks it up before "
+		                            "creating", (int)resp->http_status, method, path,
+		                            json ? "no usable \"id\"" : "not strict JSON",
+		                            resp->body_len);
+	req->host->set_provider_id(call, id);
 	return WSYNC_OK;
-}
-
-/*
- * Whether a create must first look for the object an earlier attempt may
- * have made (plugin.h, EXACTLY ONCE).  A 1.1 host says so with `reconcile`;
- * any attempt after the first looks too, whatever the host: one GET costs
- * less than a duplicate on an athlete's calendar, and a 1.0 host has no
- * `reconcile` at all.
- */
-static int must_reconcile(const wsync_request *req)
-{
-	if (req->attempt > 1)
-		return 1;
-	return WSYNC_HAS(req, reconcile) && req->reconcile;
 }
 
 /* The key sent on create and looked up on reconcile: the entity's id, which
  * every create has always sent.  ABI 1.1's external_key is that same UUID; a
  * host passing another one is told so and not followed, because plans and
  * workouts made before carry the entity's id. */
-static const char *key_of(wahoo *wh, const wsync_request *req, const char *entity_id)
+static const char *key_of(const wsync_request *req, const char *entity_id)
 {
 	if (WSYNC_HAS(req, external_key) && req->external_key && strcmp(req->external_key,
 	                                                                entity_id))
-		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "external_key %s is not the entity's id "
-		              "%s: using the entity's id", req->external_key, entity_id);
+		req->host->log(req->instance, WSYNC_LOG_WARNING, "external_key %s is not the entity's id "
+		               "%s: using the entity's id", req->external_key, entity_id);
 	return entity_id;
 }
 
 /* A lookup that could not answer: a create now might duplicate, so the
  * entry fails for now (rate limit and 5xx as classified; a refusal as
  * itself) and is retried. */
-static int32_t lookup_failed(wahoo *wh, wsync_call *call, int32_t st, const char *what,
-                             const wsync_http_response *resp)
+static int32_t lookup_failed(const wsync_request *req, wsync_call *call, int32_t st,
+                             const char *what, const wsync_http_response *resp)
 {
 	if (st == WSYNC_E_NOT_FOUND || st == WSYNC_OK)
-		return wh->host->set_error(call, WSYNC_E_PROVIDER, 0,
-		                           "HTTP %d from %s: %s; not creating blindly (it may "
-		                           "exist already)", (int)resp->http_status, what,
-		                           st == WSYNC_OK ? "answer is not the documented list"
+		return req->host->set_error(call, WSYNC_E_PROVIDER, 0,
+		                            "HTTP %d from %s: %s; not creating blindly (it may "
+		                            "exist already)", (int)resp->http_status, what,
+		                            st == WSYNC_OK ? "answer is not the documented list"
 		                                          : "list not found");
 	return st; /* the host recorded its message */
 }
@@ -339,50 +307,51 @@ static int32_t lookup_failed(wahoo *wh, wsync_call *call, int32_t st, const char
 /* -------------------------------------------------------------------- plans */
 
 /* The plan form; external_id only on create (Wahoo's update takes none). */
-static int32_t plan_form(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
-                         const char *external_id, wahoo_buf *form, size_t *plan_len)
+static int32_t plan_form(const wsync_request *req, const wahoo_cfg *cfg, wsync_call *call,
+                         const wsync_workout_entity *w, const char *external_id,
+                         wahoo_buf *form, size_t *plan_len)
 {
 	char err[512], when[32];
 	char *json, *b64;
 	size_t len;
-	int32_t st = wahoo_plan_json(&wh->cfg, w, &json, &len, err, sizeof err);
+	int32_t st = wahoo_plan_json(cfg, w, &json, &len, err, sizeof err);
 
 	if (st != WSYNC_OK)
-		return wh->host->set_error(call, st, 0, "workout %s: %s", w->id, err);
-	b64 = wh->host->base64_encode(json, len);
+		return req->host->set_error(call, st, 0, "workout %s: %s", w->id, err);
+	b64 = req->host->base64_encode(json, len);
 	free(json);
 	if (!b64)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (base64)");
-	iso_utc(w->updated_at > 0 ? w->updated_at : wh->host->now(), when);
-	form_add2(wh, call, form, "plan[file]", "data:application/json;base64,", b64);
-	form_add(wh, call, form, "plan[filename]", "plan.json");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (base64)");
+	iso_utc(w->updated_at > 0 ? w->updated_at : req->host->now(), when);
+	form_add2(req, call, form, "plan[file]", "data:application/json;base64,", b64);
+	form_add(req, call, form, "plan[filename]", "plan.json");
 	if (external_id)
-		form_add(wh, call, form, "plan[external_id]", external_id);
-	form_add(wh, call, form, "plan[provider_updated_at]", when);
-	wh->host->free_string(b64);
+		form_add(req, call, form, "plan[external_id]", external_id);
+	form_add(req, call, form, "plan[provider_updated_at]", when);
+	req->host->free_string(b64);
 	*plan_len = len;
 	if (form->oom)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (form)");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (form)");
 	return WSYNC_OK;
 }
 
-static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity *w,
-                        const char *plan_id)
+static int32_t put_plan(const wsync_request *req, const wahoo_cfg *cfg, wsync_call *call,
+                        const wsync_workout_entity *w, const char *plan_id)
 {
 	wahoo_buf form = {0}, path = {0};
 	wsync_http_response resp;
 	size_t len = 0;
-	int32_t st = plan_form(wh, call, w, NULL, &form, &len);
+	int32_t st = plan_form(req, cfg, call, w, NULL, &form, &len);
 
-	make_path(wh, call, &path, "plans", plan_id);
+	make_path(req, call, &path, "plans", plan_id);
 	if (st == WSYNC_OK && path.oom)
-		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		st = req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	if (st == WSYNC_OK) {
-		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "PUT %s for workout %s (plan file %zu bytes)",
-		              path.p, w->id, len);
-		st = wahoo_send(wh, call, "PUT", path.p, &form, &resp);
+		req->host->log(req->instance, WSYNC_LOG_DEBUG, "PUT %s for workout %s (plan file %zu bytes)",
+		               path.p, w->id, len);
+		st = wahoo_send(req, call, "PUT", path.p, &form, &resp);
 		if (st == WSYNC_OK)
-			st = take_id(wh, call, &resp, "PUT", path.p);
+			st = take_id(req, call, &resp, "PUT", path.p);
 	}
 	wahoo_buf_free(&form);
 	wahoo_buf_free(&path);
@@ -396,7 +365,8 @@ static int32_t put_plan(wahoo *wh, wsync_call *call, const wsync_workout_entity 
  * duplicate).  Wahoo does not promise external_id is unique: when plans
  * from before share it, the first live one is adopted.
  */
-static int find_plan(wahoo *wh, wsync_call *call, const char *key, char *out, size_t outlen)
+static int find_plan(const wsync_request *req, wsync_call *call, const char *key, char *out,
+                     size_t outlen)
 {
 	wahoo_buf path = {0};
 	wsync_http_response resp;
@@ -406,41 +376,41 @@ static int find_plan(wahoo *wh, wsync_call *call, const char *key, char *out, si
 
 	out[0] = '\0';
 	wahoo_buf_str(&path, "/v1/plans?external_id=");
-	wahoo_buf_str(&path, wh->host->path_segment(call, key));
+	wahoo_buf_str(&path, req->host->path_segment(call, key));
 	if (path.oom) {
 		wahoo_buf_free(&path);
-		return -wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		return -req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	}
-	st = wahoo_send(wh, call, "GET", path.p, NULL, &resp);
+	st = wahoo_send(req, call, "GET", path.p, NULL, &resp);
 	wahoo_buf_free(&path);
-	if (st != WSYNC_OK || !is_array(wh, call, &resp, ""))
-		return -lookup_failed(wh, call, st, "GET /v1/plans?external_id=", &resp);
-	n = wh->host->json_length(call, resp.body, resp.body_len, "");
+	if (st != WSYNC_OK || !is_array(req, call, &resp, ""))
+		return -lookup_failed(req, call, st, "GET /v1/plans?external_id=", &resp);
+	n = req->host->json_length(call, resp.body, resp.body_len, "");
 	for (i = 0; i < n; i++) {
 		char id[64], at[48], pre[24];
 		const char *ext, *del;
 		/* the filter is the server's; check it anyway */
 		snprintf(pre, sizeof pre, "%lld.", (long long)i);
 		snprintf(at, sizeof at, "%sexternal_id", pre);
-		if (!(ext = get(wh, call, &resp, at)) || strcmp(ext, key))
+		if (!(ext = get(req, call, &resp, at)) || strcmp(ext, key))
 			continue;
 		snprintf(at, sizeof at, "%sdeleted", pre);
-		if ((del = get(wh, call, &resp, at)) && !strcmp(del, "true"))
+		if ((del = get(req, call, &resp, at)) && !strcmp(del, "true"))
 			continue;
-		if (id_of(wh, call, &resp, pre, id, sizeof id) != 0)
+		if (id_of(req, call, &resp, pre, id, sizeof id) != 0)
 			continue;
 		if (live++ == 0)
 			snprintf(out, outlen, "%s", id);
 	}
 	if (live > 1)
-		wh->host->log(wh->inst, WSYNC_LOG_WARNING, "%zu plans carry external_id %s: "
-		              "adopting %s, the others are duplicates made before", live, key, out);
+		req->host->log(req->instance, WSYNC_LOG_WARNING, "%zu plans carry external_id %s: "
+		               "adopting %s, the others are duplicates made before", live, key, out);
 	return out[0] ? 1 : 0;
 }
 
 static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *req)
 {
-	wahoo *wh = state;
+	const wahoo_cfg *cfg = state;
 	const wsync_workout_entity *w = req->workout;
 	wahoo_buf form = {0};
 	wsync_http_response resp;
@@ -450,31 +420,31 @@ static int32_t sync_workout(void *state, wsync_call *call, const wsync_request *
 	int32_t st;
 
 	if (!w || !w->id)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "no workout in the request");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "no workout in the request");
 	if (req->operation == WSYNC_OP_UPDATE && req->workout_provider_id)
-		return put_plan(wh, call, w, req->workout_provider_id);
+		return put_plan(req, cfg, call, w, req->workout_provider_id);
 
-	key = key_of(wh, req, w->id);
-	if (must_reconcile(req)) {
-		int r = find_plan(wh, call, key, found, sizeof found);
+	key = key_of(req, w->id);
+	if (wsync_must_reconcile(req)) {
+		int r = find_plan(req, call, key, found, sizeof found);
 		if (r < 0)
 			return (int32_t)-r;
 		if (r == 1) {
-			wh->host->log(wh->inst, WSYNC_LOG_INFO, "plan with external_id %s already "
-			              "exists as %s (an earlier attempt reached Wahoo): adopting and "
-			              "updating it", key, found);
-			wh->host->set_provider_id(call, found);
-			return put_plan(wh, call, w, found);
+			req->host->log(req->instance, WSYNC_LOG_INFO, "plan with external_id %s already "
+			               "exists as %s (an earlier attempt reached Wahoo): adopting and "
+			               "updating it", key, found);
+			req->host->set_provider_id(call, found);
+			return put_plan(req, cfg, call, w, found);
 		}
 	}
-	st = plan_form(wh, call, w, key, &form, &len);
+	st = plan_form(req, cfg, call, w, key, &form, &len);
 	if (st == WSYNC_OK) {
-		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "POST /v1/plans for workout %s "
-		              "(plan file %zu bytes)", w->id, len);
+		req->host->log(req->instance, WSYNC_LOG_DEBUG, "POST /v1/plans for workout %s "
+		               "(plan file %zu bytes)", w->id, len);
 		/* A 422 stays invalid_request: Wahoo does not document it as "exists". */
-		st = wahoo_send(wh, call, "POST", "/v1/plans", &form, &resp);
+		st = wahoo_send(req, call, "POST", "/v1/plans", &form, &resp);
 		if (st == WSYNC_OK)
-			st = take_id(wh, call, &resp, "POST", "/v1/plans");
+			st = take_id(req, call, &resp, "POST", "/v1/plans");
 	}
 	wahoo_buf_free(&form);
 	return st;
@@ -488,7 +458,7 @@ static int is_digit(char c)
 }
 
 /* "YYYY-MM-DD" + time -> "YYYY-MM-DDTHH:MM:SSZ"; -1 when malformed. */
-static int starts_of(const wahoo *wh, const wsync_scheduled_entity *sc, char out[32])
+static int starts_of(const wahoo_cfg *cfg, const wsync_scheduled_entity *sc, char out[32])
 {
 	const char *d = sc->scheduled_date;
 	char t[9];
@@ -503,7 +473,7 @@ static int starts_of(const wahoo *wh, const wsync_scheduled_entity *sc, char out
 		if (parse_time(sc->scheduled_time, t) < 0)
 			return -1;
 	} else {
-		memcpy(t, wh->cfg.start_time, sizeof t);
+		memcpy(t, cfg->start_time, sizeof t);
 	}
 	snprintf(out, 32, "%.10sT%sZ", d, t);
 	return 0;
@@ -522,10 +492,10 @@ static long long minutes_of(const wsync_workout_entity *w)
 }
 
 /* A whole number from a member of the answer, or -1. */
-static long long json_count(wahoo *wh, wsync_call *call, const wsync_http_response *resp,
-                            const char *at)
+static long long json_count(const wsync_request *req, wsync_call *call,
+                            const wsync_http_response *resp, const char *at)
 {
-	const char *s = get(wh, call, resp, at);
+	const char *s = get(req, call, resp, at);
 	if (!s || !is_digit(s[0]))
 		return -1;
 	return strtoll(s, NULL, 10);
@@ -539,7 +509,7 @@ static long long json_count(wahoo *wh, wsync_call *call, const wsync_http_respon
  * meaning "stop: return -status" (the scan failed: creating now could
  * duplicate).
  */
-static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *out,
+static int find_by_token(const wsync_request *req, wsync_call *call, const char *token, char *out,
                          size_t outlen)
 {
 	for (int page = 1; page <= SCAN_PAGES; page++) {
@@ -552,21 +522,21 @@ static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *o
 
 		snprintf(path, sizeof path, "/v1/workouts?page=%d&per_page=%d", page,
 		         SCAN_PER_PAGE);
-		st = wahoo_send(wh, call, "GET", path, NULL, &resp);
-		if (st != WSYNC_OK || !is_array(wh, call, &resp, "workouts"))
-			return -lookup_failed(wh, call, st, "GET /v1/workouts", &resp);
-		n = wh->host->json_length(call, resp.body, resp.body_len, "workouts");
+		st = wahoo_send(req, call, "GET", path, NULL, &resp);
+		if (st != WSYNC_OK || !is_array(req, call, &resp, "workouts"))
+			return -lookup_failed(req, call, st, "GET /v1/workouts", &resp);
+		n = req->host->json_length(call, resp.body, resp.body_len, "workouts");
 		for (i = 0; i < n && !found; i++) {
 			char at[48], pre[32];
 			const char *tk;
 			snprintf(pre, sizeof pre, "workouts.%lld.", (long long)i);
 			snprintf(at, sizeof at, "%sworkout_token", pre);
-			tk = get(wh, call, &resp, at);
-			if (tk && !strcmp(tk, token) && id_of(wh, call, &resp, pre, out, outlen) == 0)
+			tk = get(req, call, &resp, at);
+			if (tk && !strcmp(tk, token) && id_of(req, call, &resp, pre, out, outlen) == 0)
 				found = 1;
 		}
-		total = json_count(wh, call, &resp, "total");
-		per = json_count(wh, call, &resp, "per_page");
+		total = json_count(req, call, &resp, "total");
+		per = json_count(req, call, &resp, "per_page");
 		if (found)
 			return 1;
 		/* the end: an empty page, past `total`, or a page shorter than the
@@ -575,15 +545,15 @@ static int find_by_token(wahoo *wh, wsync_call *call, const char *token, char *o
 		    (total < 0 && (long long)n < (per > 0 ? per : SCAN_PER_PAGE)))
 			return 0;
 	}
-	wh->host->log(wh->inst, WSYNC_LOG_WARNING, "workout_token %s not in the first %d "
-	              "workouts of the list (Wahoo has no lookup by token): creating",
-	              token, SCAN_PAGES * SCAN_PER_PAGE);
+	req->host->log(req->instance, WSYNC_LOG_WARNING, "workout_token %s not in the first %d "
+	               "workouts of the list (Wahoo has no lookup by token): creating",
+	               token, SCAN_PAGES * SCAN_PER_PAGE);
 	return 0;
 }
 
 static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request *req)
 {
-	wahoo *wh = state;
+	const wahoo_cfg *cfg = state;
 	const wsync_scheduled_entity *sc = req->scheduled;
 	const wsync_workout_entity *w = req->workout;
 	const char *wid = req->operation == WSYNC_OP_UPDATE ? req->scheduled_provider_id : NULL;
@@ -595,48 +565,48 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 	int32_t st;
 
 	if (!sc || !sc->id || !w)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-		                           "no scheduled workout in the request");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                            "no scheduled workout in the request");
 	if (!req->workout_provider_id)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-		                           "workout %s has no plan on %s yet", sc->workout_id
-		                           ? sc->workout_id : "?", req->provider);
-	if (starts_of(wh, sc, starts) < 0)
-		return wh->host->set_error(call, WSYNC_E_INVALID, 0,
-		                           "scheduled workout %s: date '%s' / time '%s' not usable",
-		                           sc->id, sc->scheduled_date ? sc->scheduled_date : "",
-		                           sc->scheduled_time ? sc->scheduled_time : "");
-	token = key_of(wh, req, sc->id);
-	if (!wid && must_reconcile(req)) {
-		int r = find_by_token(wh, call, token, found, sizeof found);
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                            "workout %s has no plan on %s yet", sc->workout_id
+		                            ? sc->workout_id : "?", req->provider);
+	if (starts_of(cfg, sc, starts) < 0)
+		return req->host->set_error(call, WSYNC_E_INVALID, 0,
+		                            "scheduled workout %s: date '%s' / time '%s' not usable",
+		                            sc->id, sc->scheduled_date ? sc->scheduled_date : "",
+		                            sc->scheduled_time ? sc->scheduled_time : "");
+	token = key_of(req, sc->id);
+	if (!wid && wsync_must_reconcile(req)) {
+		int r = find_by_token(req, call, token, found, sizeof found);
 		if (r < 0)
 			return (int32_t)-r;
 		if (r == 1) {
-			wh->host->log(wh->inst, WSYNC_LOG_INFO, "workout with token %s already exists "
-			              "as %s (an earlier attempt reached Wahoo): adopting and updating "
-			              "it", token, found);
-			wh->host->set_provider_id(call, found);
+			req->host->log(req->instance, WSYNC_LOG_INFO, "workout with token %s already exists "
+			               "as %s (an earlier attempt reached Wahoo): adopting and updating "
+			               "it", token, found);
+			req->host->set_provider_id(call, found);
 			wid = found;
 		}
 	}
-	type = wahoo_sport_family(w->sport) == WAHOO_FAMILY_RUN ? wh->cfg.run_type_id
-	                                                          : wh->cfg.bike_type_id;
-	form_add(wh, call, &form, "workout[name]", w->name && *w->name ? w->name : "Workout");
-	form_add(wh, call, &form, "workout[workout_token]", token);
-	form_int(wh, call, &form, "workout[workout_type_id]", type);
-	form_add(wh, call, &form, "workout[starts]", starts);
-	form_int(wh, call, &form, "workout[minutes]", minutes_of(w));
-	form_add(wh, call, &form, "workout[plan_id]", req->workout_provider_id);
-	make_path(wh, call, &path, "workouts", wid);
+	type = wahoo_sport_family(w->sport) == WAHOO_FAMILY_RUN ? cfg->run_type_id
+	                                                          : cfg->bike_type_id;
+	form_add(req, call, &form, "workout[name]", w->name && *w->name ? w->name : "Workout");
+	form_add(req, call, &form, "workout[workout_token]", token);
+	form_int(req, call, &form, "workout[workout_type_id]", type);
+	form_add(req, call, &form, "workout[starts]", starts);
+	form_int(req, call, &form, "workout[minutes]", minutes_of(w));
+	form_add(req, call, &form, "workout[plan_id]", req->workout_provider_id);
+	make_path(req, call, &path, "workouts", wid);
 	if (form.oom || path.oom) {
-		st = wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		st = req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	} else {
 		const char *method = wid ? "PUT" : "POST";
-		wh->host->log(wh->inst, WSYNC_LOG_DEBUG, "%s %s for scheduled workout %s (%s)",
-		              method, path.p, sc->id, starts);
-		st = wahoo_send(wh, call, method, path.p, &form, &resp);
+		req->host->log(req->instance, WSYNC_LOG_DEBUG, "%s %s for scheduled workout %s (%s)",
+		               method, path.p, sc->id, starts);
+		st = wahoo_send(req, call, method, path.p, &form, &resp);
 		if (st == WSYNC_OK)
-			st = take_id(wh, call, &resp, method, path.p);
+			st = take_id(req, call, &resp, method, path.p);
 	}
 	wahoo_buf_free(&form);
 	wahoo_buf_free(&path);
@@ -645,7 +615,7 @@ static int32_t sync_scheduled(void *state, wsync_call *call, const wsync_request
 
 /* ------------------------------------------------------------------ deletes */
 
-static int32_t delete_obj(wahoo *wh, wsync_call *call, const char *collection,
+static int32_t delete_obj(const wsync_request *req, wsync_call *call, const char *collection,
                           const char *id)
 {
 	wahoo_buf path = {0};
@@ -653,33 +623,33 @@ static int32_t delete_obj(wahoo *wh, wsync_call *call, const char *collection,
 	int32_t st;
 
 	if (!id || !*id)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
-		                           "delete without a %s id", collection);
-	make_path(wh, call, &path, collection, id);
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0,
+		                            "delete without a %s id", collection);
+	make_path(req, call, &path, collection, id);
 	if (path.oom)
-		return wh->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
+		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory");
 	/* 404 comes back as WSYNC_E_NOT_FOUND: the host counts it as done */
-	st = wahoo_send(wh, call, "DELETE", path.p, NULL, &resp);
+	st = wahoo_send(req, call, "DELETE", path.p, NULL, &resp);
 	wahoo_buf_free(&path);
 	return st;
 }
 
 static int32_t delete_workout(void *state, wsync_call *call, const wsync_request *req)
 {
-	return delete_obj(state, call, "plans", req->workout_provider_id);
+	(void)state;
+	return delete_obj(req, call, "plans", req->workout_provider_id);
 }
 
 static int32_t delete_scheduled(void *state, wsync_call *call, const wsync_request *req)
 {
-	return delete_obj(state, call, "workouts", req->scheduled_provider_id);
+	(void)state;
+	return delete_obj(req, call, "workouts", req->scheduled_provider_id);
 }
 
 WSYNC_PLUGIN_DESCRIPTOR(.name = "wahoo", .version = "1.0.0",
                         .description = "Wahoo Cloud API: workouts as plans, scheduled workouts "
                                        "as workouts",
                         .config_keys = keys, .n_config_keys = sizeof keys / sizeof keys[0],
-                        .init = init, .destroy = destroy,
-                        .sync_workout = sync_workout,
-                        .sync_scheduled_workout = sync_scheduled,
-                        .delete_workout = delete_workout,
+                        .init = init, .destroy = destroy, .sync_workout = sync_workout,
+                        .sync_scheduled_workout = sync_scheduled, .delete_workout = delete_workout,
                         .delete_scheduled_workout = delete_scheduled)

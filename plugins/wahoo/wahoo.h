@@ -5,6 +5,7 @@
 #define WAHOO_H
 
 #include <wsync/plugin.h>
+#include <wsync/plugin_util.h>
 
 #include <stddef.h>
 #include <stdint.h>

@@ -59,29 +59,16 @@ void wahoo_buf_free(wahoo_buf *b)
 
 /* ------------------------------------------------------------------- sport */
 
-static int ascii_ieq(const char *a, const char *b)
-{
-	for (; *a && *b; a++, b++) {
-		char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
-		char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
-		if (x != y)
-			return 0;
-	}
-	return *a == *b;
-}
-
 int wahoo_sport_family(const char *sport)
 {
-	static const char *const runs[] = {"run", "running", "trail_run", "trailrun",
-	                                   "virtualrun", "treadmill"};
-	size_t i;
-	if (!sport)
-		return WAHOO_FAMILY_BIKE;
-	for (i = 0; i < sizeof runs / sizeof runs[0]; i++)
-		if (ascii_ieq(sport, runs[i]))
-			return WAHOO_FAMILY_RUN;
 	/* bike, cycling, ride and anything else: Wahoo plans are bike or run */
-	return WAHOO_FAMILY_BIKE;
+	static const wsync_sport_name runs[] = {
+		{"run", "run"}, {"running", "run"}, {"trailrun", "run"},
+		{"virtualrun", "run"}, {"treadmill", "run"},
+	};
+	return wsync_sport_lookup(sport, runs, sizeof runs / sizeof runs[0], NULL)
+	               ? WAHOO_FAMILY_RUN
+	               : WAHOO_FAMILY_BIKE;
 }
 
 /* ----------------------------------------------------------------- numbers */

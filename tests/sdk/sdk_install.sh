@@ -35,7 +35,8 @@ pc=$(find "$tmp/dest" -name wsync-plugin.pc | head -1)
 [ -f "$(dirname "$pc")/wsync-testhost.pc" ] || fail "wsync-testhost.pc not installed"
 prefix=$(sed -n 's/^prefix=//p' "$pc")
 root="$tmp/dest$prefix"
-for f in include/wsync/plugin.h include/wsync/workout.h include/wsync/testhost.h; do
+for f in include/wsync/plugin.h include/wsync/plugin_util.h include/wsync/workout.h \
+	include/wsync/testhost.h; do
 	[ -f "$root/$f" ] && ok "installed $f" || fail "$f not installed"
 done
 ls "$root"/lib*/libwsync-testhost.so* "$root"/lib/*/libwsync-testhost.so* 2>/dev/null |
@@ -79,6 +80,20 @@ cp "$src/plugins/example/example.c" "$tmp/cc/"
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only $(pkg-config --cflags wsync-plugin) \
 	"$tmp/cc/example.c" && ok "example.c clean with -std=c11 -Wall -Wextra -Wpedantic" ||
 	fail "example.c warns under -std=c11 -Wall -Wextra -Wpedantic"
+
+# The example sources as installed (docs/plugin-guide.md, the "installed"
+# table): each builds from its installed copy with the guide's cc line.
+for f in example.c rest_provider.c; do
+	ex=$(find "$root" -path "*/doc/wsync/examples/$f" | head -1)
+	if [ -z "$ex" ]; then
+		fail "$f not installed under \$datadir/doc/wsync/examples"
+	elif (cd "$tmp/cc" && cc -shared -fPIC -fvisibility=hidden -Wl,--no-undefined \
+		$(pkg-config --cflags wsync-plugin) "$ex" -o "installed-${f%.c}.so"); then
+		ok "installed examples/$f builds with the cc line"
+	else
+		fail "installed examples/$f does not build"
+	fi
+done
 
 # Out of tree, way 2: the three-line meson.build.
 mkdir "$tmp/meson"

@@ -2,10 +2,13 @@
  * test_abi_frozen.c -- ABI stability through the test host:
  *   - frozen_v1.so, built against the frozen ABI 1.0 headers
  *     (tests/sdk/abi_v1_0), loads and works in this wsync;
+ *   - with "current-headers", FROZEN_V1_SO is the same 1.0 source compiled
+ *     against the current headers: it builds and works the same, declaring
+ *     this minor (test abi-frozen-v1-source);
  *   - a plugin declaring a newer minor than this host, a newer major, or
  *     only a newer entry symbol is refused with both versions named.
  *
- * usage: test_abi_frozen FROZEN_V1_SO NEXT_MINOR_SO FIXTURE_DIR
+ * usage: test_abi_frozen FROZEN_V1_SO NEXT_MINOR_SO FIXTURE_DIR [current-headers]
  */
 #include "sdk_test.h"
 
@@ -41,7 +44,7 @@ static const char *answer(const char *status_line, const char *headers, const ch
 	return buf;
 }
 
-static void frozen_works(const char *so)
+static void frozen_works(const char *so, int minor)
 {
 	mock_server *m = mock_start();
 	char ini[1024], err[1024] = "", expect[512];
@@ -65,7 +68,7 @@ static void frozen_works(const char *so)
 	d = wsync_testhost_plugin(th);
 	CHECK_STR(d->name, "frozen_v1");
 	CHECK_INT(d->abi_major, 1);
-	CHECK_INT(d->abi_minor, 0);
+	CHECK_INT(d->abi_minor, minor);
 	CHECK_INT(d->struct_size, 104);
 	CHECK_INT(d->flags, WSYNC_PLUGIN_SERIAL);
 
@@ -187,7 +190,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	write_secret();
-	frozen_works(sdk_stage_plugin(argv[1], "frozen_v1"));
+	/* "current-headers": argv[1] is the 1.0 source built against the
+	 * current headers; it must work the same, declaring this minor. */
+	frozen_works(sdk_stage_plugin(argv[1], "frozen_v1"),
+	             argc > 4 && !strcmp(argv[4], "current-headers") ? WSYNC_PLUGIN_ABI_MINOR : 0);
 	newer_refused(sdk_stage_plugin(argv[2], "next_minor"), argv[3]);
 	unlink(secret_path);
 	return sdk_done();

@@ -5,11 +5,14 @@
  * numbers (json-c gives "" for the number 77 with get_string_len: we must
  * not), path segments that cannot climb or add a query, excerpts that cut
  * no character in half, every message made one line of valid UTF-8, the
- * expanded-step iterator, and the daemon's 404 rules.
+ * expanded-step iterator, the daemon's 404 rules, and the static inline
+ * helpers every plugin shares: sport names and when to reconcile.
  *
  *   test_helpers HELPERS_FIXTURE_SO
  */
 #include "sdk_test.h"
+
+#include <wsync/plugin_util.h>
 
 typedef struct script {
 	struct { int32_t status; const char *body; } a[4];
@@ -164,6 +167,36 @@ int main(int argc, char **argv)
 	          &(wsync_testhost_request){.scheduled_provider_id = "p1"}), WSYNC_E_INVALID);
 	CHECK_STR(r->message, "bad answer ??p1");
 	CHECK_STR(r->error_type, "invalid_request");
+
+	/* one sport text, one meaning: case, spaces, tabs, '-' and '_' do not
+	 * count; the first matching key wins; nothing else matches */
+	{
+		static const wsync_sport_name t[] = {{"trailrun", "RUN"}, {"run", "RUN2"},
+		                                     {"bike", "BIKE"}};
+		CHECK_STR(wsync_sport_lookup("Trail Run", t, 3, "X"), "RUN");
+		CHECK_STR(wsync_sport_lookup("trail_run", t, 3, "X"), "RUN");
+		CHECK_STR(wsync_sport_lookup(" TRAIL-\tRUN ", t, 3, "X"), "RUN");
+		CHECK_STR(wsync_sport_lookup("run", t, 3, "X"), "RUN2");
+		CHECK_STR(wsync_sport_lookup("BIKE", t, 3, "X"), "BIKE");
+		CHECK_STR(wsync_sport_lookup("bikes", t, 3, "X"), "X");
+		CHECK_STR(wsync_sport_lookup("bik", t, 3, "X"), "X");
+		CHECK_STR(wsync_sport_lookup("", t, 3, "X"), "X");
+		CHECK(wsync_sport_lookup(NULL, t, 3, NULL) == NULL);
+	}
+	/* reconcile: when the host says so, or on any attempt after the first */
+	{
+		wsync_request q = {.struct_size = sizeof q, .attempt = 1};
+		CHECK_INT(wsync_must_reconcile(&q), 0);
+		q.reconcile = 1;
+		CHECK_INT(wsync_must_reconcile(&q), 1);
+		q.reconcile = 0;
+		q.attempt = 2;
+		CHECK_INT(wsync_must_reconcile(&q), 1);
+		q.struct_size = offsetof(wsync_request, reconcile); /* a 1.0 host */
+		q.attempt = 1;
+		q.reconcile = 1;
+		CHECK_INT(wsync_must_reconcile(&q), 0);
+	}
 
 	wsync_testhost_free(th);
 	return sdk_done();
