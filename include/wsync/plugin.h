@@ -58,6 +58,20 @@
  *   or keep per-call state in static variables.  A plugin that starts threads
  *   joins them in destroy().
  *
+ * PROCESS
+ *
+ *   wsyncd runs each instance's plugin in a process of its own (unless the
+ *   operator sets [plugins] isolate = false): init(), the operations and
+ *   destroy() run there, and host->http() is answered by wsyncd, which
+ *   keeps the tokens, the rate limits and the database.  In that process a
+ *   plugin cannot open sockets (socket(), connect() fail with EPERM), start
+ *   programs, trace or signal other processes; it runs as the [plugins]
+ *   user, with an address-space limit and no core dumps.  So: every
+ *   network request goes through host->http(); state lives in memory and
+ *   dies with the process (a crash or hang restarts it, calling init()
+ *   again); files a plugin writes must be writable by that user.  A crash
+ *   or hang costs only the entries whose calls were in flight in it.
+ *
  * OWNERSHIP
  *
  *   Every pointer the host passes in is BORROWED: valid only until the
