@@ -218,6 +218,7 @@ void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
 	if (j->res.status == WSYNC_E_AUTH)
 		needs_reconnect(j);
 	j->res.refreshed = call.refreshed;
+	j->res.plugin_died = call.plugin_died;
 	/* The message goes to the log and the queue row: no secret in it. */
 	wsync_call_redact(&call, j->res.message);
 	wsync_call_clean(&call);

@@ -163,8 +163,12 @@ static void count_job(wsync_engine *e, const wsync_job *j, double call_seconds, 
 {
 	const char *outcome = j->outcome.error_type ? j->outcome.error_type
 	                    : j->res.status == WSYNC_NOT_APPLICABLE ? "not_applicable" : "ok";
+	unsigned flags = (j->res.deferred ? WSYNC_METRIC_DEFERRED : 0) |
+	                 (j->res.refreshed ? WSYNC_METRIC_REFRESHED : 0) |
+	                 (abandoned ? WSYNC_METRIC_ABANDONED : 0) |
+	                 (j->res.plugin_died ? WSYNC_METRIC_PLUGIN_DIED : 0);
 	wsync_metrics_outcome(e->metrics, j->entry.provider, j->entry.operation, outcome,
-	                      call_seconds, j->res.deferred, j->res.refreshed, abandoned);
+	                      call_seconds, flags);
 }
 
 /* A started job that will not run (its provider was unloaded, or wsyncd is

@@ -29,7 +29,7 @@ typedef struct counter {           /* wsync_syncs_total{provider,operation,outco
 
 typedef struct per_provider {
 	char provider[64];
-	unsigned long long buckets[N_BUCKETS], calls, deferrals, refreshes, abandoned;
+	unsigned long long buckets[N_BUCKETS], calls, deferrals, refreshes, abandoned, died;
 	double sum;
 } per_provider;
 
@@ -115,8 +115,7 @@ static void count_outcome(wsync_metrics *m, const char *provider, const char *op
 }
 
 void wsync_metrics_outcome(wsync_metrics *m, const char *provider, const char *operation,
-                           const char *outcome, double call_seconds, int deferred,
-                           int refreshed, int abandoned)
+                           const char *outcome, double call_seconds, unsigned flags)
 {
 	per_provider *p;
 	if (!m)
@@ -131,9 +130,10 @@ void wsync_metrics_outcome(wsync_metrics *m, const char *provider, const char *o
 			p->calls++;
 			p->sum += call_seconds;
 		}
-		p->deferrals += deferred != 0;
-		p->refreshes += refreshed != 0;
-		p->abandoned += abandoned != 0;
+		p->deferrals += (flags & WSYNC_METRIC_DEFERRED) != 0;
+		p->refreshes += (flags & WSYNC_METRIC_REFRESHED) != 0;
+		p->abandoned += (flags & WSYNC_METRIC_ABANDONED) != 0;
+		p->died += (flags & WSYNC_METRIC_PLUGIN_DIED) != 0;
 	}
 	pthread_mutex_unlock(&m->lock);
 }
@@ -328,6 +328,10 @@ static char *render(wsync_metrics *m, size_t *len)
 	                     "Entries failed because the process died inside their plugin "
 	                     "call 3 times (plugin crashes).",
 	                     offsetof(per_provider, abandoned));
+	per_provider_counter(f, m, "wsync_plugin_process_deaths_total",
+	                     "Entries whose call was inside their plugin's process when it "
+	                     "crashed or was killed for a hang ([plugins] isolate).",
+	                     offsetof(per_provider, died));
 	fprintf(f, "# HELP wsync_db_reconnects_total Database connections opened again after "
 	           "losing one.\n# TYPE wsync_db_reconnects_total counter\n"
 	           "wsync_db_reconnects_total %llu\n", m->db_reconnects);

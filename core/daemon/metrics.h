@@ -26,11 +26,19 @@ wsync_metrics *wsync_metrics_new(const char *conninfo);
 /* Stops the endpoint first.  NULL is ignored. */
 void wsync_metrics_free(wsync_metrics *m);
 
+/* What else happened to an entry, for wsync_metrics_outcome. */
+enum {
+	WSYNC_METRIC_DEFERRED = 1,     /* wsync's own rate limiter deferred it */
+	WSYNC_METRIC_REFRESHED = 2,    /* its calls refreshed the user's token */
+	WSYNC_METRIC_ABANDONED = 4,    /* failed: wsyncd died inside its calls 3 times */
+	WSYNC_METRIC_PLUGIN_DIED = 8   /* its plugin's process crashed or hung in it */
+};
+
 /* One entry's outcome: outcome is "ok", "not_applicable" or its error_type;
- * call_seconds the time in the plugin (< 0: no call was made). */
+ * call_seconds the time in the plugin (< 0: no call was made); flags
+ * WSYNC_METRIC_*. */
 void wsync_metrics_outcome(wsync_metrics *m, const char *provider, const char *operation,
-                           const char *outcome, double call_seconds, int deferred,
-                           int refreshed, int abandoned);
+                           const char *outcome, double call_seconds, unsigned flags);
 void wsync_metrics_db_reconnect(wsync_metrics *m);
 
 /* What /readyz reports: both must hold. */

@@ -57,6 +57,7 @@ typedef struct wsync_result {
 	int mark_reconnect;            /* a final auth_error: flag the token */
 	int started;                   /* the intent was recorded */
 	int refreshed;                 /* the calls refreshed the user's token */
+	int plugin_died;               /* the plugin's process died in a call */
 } wsync_result;
 
 /* A claimed entry with everything its calls need. */

@@ -33,6 +33,8 @@ struct wsync_call {
 	wsync_http_result result;      /* last answer (body owned by http) */
 	int refreshed;                 /* one refresh per operation */
 	int deferred;                  /* the limiter asked for a long wait */
+	int plugin_died;               /* the plugin's process crashed or was
+	                                  killed during the call (isolate.h) */
 	/* outcome */
 	int32_t status;
 	int64_t retry_after_s;

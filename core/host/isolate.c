@@ -808,6 +808,7 @@ int32_t wsync_child_call(wsync_child *c, wsync_call *call, int which,
 		snprintf(call->message, sizeof call->message, "plugin %s (provider %s) %s, during "
 		         "%s of entry %s", plugin_name(c), c->inst->name, p->death, op, entry);
 	call->retry_after_s = 0;
+	call->plugin_died = 1;
 	free(call->provider_id);
 	call->provider_id = NULL;
 	pthread_mutex_unlock(&c->mu);
