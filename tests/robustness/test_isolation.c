@@ -95,6 +95,11 @@ static char *qstr(const char *sql, const char *a, const char *b)
 	return t_query_str(db, sql, a ? (b ? 2 : 1) : 0, p);
 }
 
+static int alive(pid_t pid);
+
+/* The wsyncd a case runs in daemon mode: polls stop waiting when it died. */
+static pid_t watched;
+
 /* Poll `sql` (one number) until it is >= want; the last value. */
 static long long poll_at_least(const char *sql, const char *a, const char *b, long long want,
                                int timeout_ms)
@@ -104,6 +109,12 @@ static long long poll_at_least(const char *sql, const char *a, const char *b, lo
 		v = qint(sql, a, b);
 		if (v >= want || now_ms() >= until)
 			return v;
+		if (watched > 0 && !alive(watched)) {
+			t_fail(__FILE__, __LINE__, "wsyncd (pid %d) exited while the test waited",
+			       (int)watched);
+			watched = 0;
+			return v;
+		}
 		sleep_ms(50);
 	}
 }
@@ -234,6 +245,7 @@ static pid_t spawn(node *n, const char *arg, const char *const *env)
 		_exit(127);
 	}
 	n->pid = pid;
+	watched = arg ? 0 : pid;
 	return pid;
 }
 
@@ -317,6 +329,8 @@ static int stop(node *n)
 	int rc;
 	if (n->pid <= 0)
 		return -1;
+	if (watched == n->pid)
+		watched = 0;
 	kill(n->pid, SIGTERM);
 	rc = wait_exit(n->pid, 60000);
 	if (rc == -1) {
