@@ -6,8 +6,9 @@
  *   crash    a crashing instance ("stride", the scripted fixture answering
  *            crash) beside wahoo, garmin and trainingpeaks, a mixed backlog
  *            (the same workouts on every provider), wsyncd in daemon mode:
- *            the healthy three drain with 0 failures, each stride entry is
- *            failed naming plugin, provider, operation and entry or waits
+ *            the healthy three drain with 0 failures, as fast as the same
+ *            backlog without stride (a baseline run); each stride entry is
+ *            failed naming plugin, provider, operation and entry, or waits
  *            while stride is quarantined, wsyncd never exits; the
  *            operator's release lifts the quarantine
  *   hang     an entry whose plugin spins forever (call_timeout_seconds = 2)
