@@ -716,13 +716,14 @@ static void test_snoop(void)
 	struct passwd *nobody = getpwnam("nobody");
 	struct stat st;
 	node n;
-	char body[4096], sock[600], report[700], needles[1200], h1[200], h2[600], h3[200];
+	char body[4096], sock[600], report[700], needles[1400], h1[200], h2[600], h3[100], h4[100];
 	char line[1200], *text, *state, *cmdline, *environ_, *id;
 	const char *at;
 	const char *env[] = {"PGPASSWORD=pg-password-of-the-test", NULL, NULL, NULL};
 	char pghost_env[700], url_env[800];
 	int rc, sockets = 0, to_parent = 0, envs = 0, memscans = 0;
-	long long hits[3] = {-1, -1, -1};
+	long long hits[2][4] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}};
+	int section = 0;
 	pid_t child = 0;
 
 	begin("snoop: a hostile plugin looks for the database, the conninfo and the secret");
@@ -736,14 +737,21 @@ static void test_snoop(void)
 	env[1] = pghost_env;
 	env[2] = url_env;
 
-	make_node(&n, "snoop", "workers = 2\nbatch_size = 10\n", "");
+	/* One call thread: its two calls run one after the other, in order. */
+	make_node(&n, "snoop", "workers = 1\nbatch_size = 10\n", "");
 	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", pghost);
 	snprintf(report, sizeof report, "%s/snoop.report", n.dir);
 	t_shared_file(report);
 	hex(h1, sizeof h1, SECRET);
 	hex(h2, sizeof h2, conninfo);
-	hex(h3, sizeof h3, "at-snoop-0"); /* the call's own token: the scan finds it */
-	snprintf(needles, sizeof needles, "%s,%s,%s", h1, h2, h3);
+	/* The two users' tokens: workout 1 is user 1's, workout 2 user 0's.
+	 * Each call's scan must find its own token (so the scan works) and
+	 * not the other user's (the second call runs in the same process).
+	 * User 1's is the longer: what is looked for is its tail, which a
+	 * shorter token written over the same buffer would leave behind. */
+	hex(h3, sizeof h3, "-tail-of-the-first-users-token-Qx7");
+	hex(h4, sizeof h4, "at-snoop-0");
+	snprintf(needles, sizeof needles, "%s,%s,%s,%s", h1, h2, h3, h4);
 	/* The OAuth client secret, 0600 root: the parent reads it, the plugin
 	 * is told its path only (and tries to open it). */
 	e2e_secret(sb, "snoop", SECRET);
@@ -755,7 +763,10 @@ static void test_snoop(void)
 	         "needles_hex = %s\n",
 	         sb->dir, report, sock, sb->dir, needles);
 	instance(&n, "snoop", "snoop", body);
-	make_workouts("snoop", "{snoop}", 1, 1, 0, "snoop");
+	make_workouts("snoop", "{snoop}", 2, 2, 0, "snoop");
+	t_exec(db, "UPDATE provider_tokens SET access_token = access_token ||"
+	           " '-tail-of-the-first-users-token-Qx7' WHERE access_token = 'at-snoop-1'", 0,
+	       NULL);
 	queue_creates("snoop", "{snoop}", 0, 0);
 
 	/* Only postgres (and root: wsyncd) may reach the database's socket. */
@@ -779,11 +790,15 @@ static void test_snoop(void)
 	rc = wait_exit(n.pid, 120000);
 	chmod(pghost, st.st_mode & 07777);
 	T_EQ_INT(rc, 0);
-	id = qstr("SELECT id::text FROM t_work WHERE tag = 'snoop'", NULL, NULL);
-	state = e2e_queue_state(sb, id, "snoop");
-	T_EQ_STR(state, "processed||0");
-	free(state);
-	free(id);
+	for (int i = 1; i <= 2; i++) {
+		char k[4];
+		snprintf(k, sizeof k, "%d", i);
+		id = qstr("SELECT id::text FROM t_work WHERE tag = 'snoop' AND n = $1::int", k, NULL);
+		state = e2e_queue_state(sb, id, "snoop");
+		T_EQ_STR(state, "processed||0");
+		free(state);
+		free(id);
+	}
 
 	/* What the parent gave it, read from outside while it ran. */
 	T_CHECK(child > 0);
@@ -852,24 +867,37 @@ static void test_snoop(void)
 	T_CONTAINS(text, body);
 	snprintf(body, sizeof body, "open %s/snoop.secret EACCES\n", sb->dir);
 	T_CONTAINS(text, body);
-	/* Its memory: neither the secret nor the conninfo, while the scan does
-	 * find the call's access token. */
+	/* Its memory, in each call: neither the secret nor the conninfo, nor
+	 * the other user's token, while the scan does find the call's own. */
 	at = text;
-	while (next_line(&at, "memscan ", line, sizeof line)) {
+	while (next_line(&at, "", line, sizeof line) && section < 2) {
 		int k = -1;
 		long long h = -1, regions = 0, bytes = 0;
+		if (!strcmp(line, "end")) {
+			section++;
+			continue;
+		}
+		if (strncmp(line, "memscan ", 8))
+			continue;
 		if (sscanf(line, "memscan %d hits %lld regions %lld bytes %lld", &k, &h, &regions,
-		           &bytes) == 4 && k >= 0 && k < 3) {
-			hits[k] = h;
+		           &bytes) == 4 && k >= 0 && k < 4) {
+			hits[section][k] = h;
 			memscans++;
 			T_CHECK(regions > 0 && bytes > 0);
 		}
-		printf("  %s\n", line);
+		printf("  call %d: %s (%s)\n", section + 1, line,
+		       (const char *[]){"the OAuth client secret", "the conninfo", "user 1's token",
+		                        "user 0's token"}[k >= 0 && k < 4 ? k : 0]);
 	}
-	T_EQ_INT(memscans, 3);
-	T_EQ_INT(hits[0], 0);
-	T_EQ_INT(hits[1], 0);
-	T_CHECK(hits[2] >= 1);
+	T_EQ_INT(memscans, 8);
+	T_EQ_INT(hits[0][0], 0);
+	T_EQ_INT(hits[0][1], 0);
+	T_CHECK(hits[0][2] >= 1); /* call 1: user 1's own */
+	T_EQ_INT(hits[0][3], 0);  /* user 0's: not sent yet */
+	T_EQ_INT(hits[1][0], 0);
+	T_EQ_INT(hits[1][1], 0);
+	T_EQ_INT(hits[1][2], 0);  /* call 2: user 1's token is gone */
+	T_CHECK(hits[1][3] >= 1); /* its own */
 	if (failed()) {
 		fprintf(stderr, "---- report ----\n%s----\n", text);
 		show_log(&n);
