@@ -588,8 +588,12 @@ static proc *acquire(wsync_child *c, wsync_call *call, int *ch)
 	for (;;) {
 		long long now = mono_ms();
 		if (c->quarantined) {
+			/* Only calls of a batch claimed as the quarantine began get
+			 * here (a quarantined instance's entries are not claimed):
+			 * a short deferral, so that they go soon after a release,
+			 * not up to a minute later. */
 			pthread_mutex_unlock(&c->mu);
-			defer(call, 60, "provider %s: plugin %s is quarantined; next try in %lld s",
+			defer(call, 5, "provider %s: plugin %s is quarantined; next try in %lld s",
 			      c->inst->name, plugin_name(c));
 			return NULL;
 		}
