@@ -477,6 +477,35 @@ static long long count_in(const char *path, const char *needle)
 	return k;
 }
 
+/* Run `wsyncctl -c INI ARGS...` (WSYNC_WSYNCCTL); its stdout (caller frees)
+ * and exit status in *rc. */
+static char *ctl(const node *n, const char *a1, const char *a2, const char *a3, int *rc)
+{
+	const char *exe = getenv("WSYNC_WSYNCCTL");
+	char *argv[] = {(char *)exe, "-c", (char *)n->ini, (char *)a1, (char *)a2, (char *)a3, NULL};
+	char *out = calloc(1, 65536);
+	size_t len = 0;
+	int pipefd[2], status = 0;
+	pid_t pid;
+	ssize_t k;
+	*rc = -1;
+	if (!exe || !out || pipe(pipefd) < 0)
+		return out;
+	if ((pid = fork()) == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execv(exe, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((k = read(pipefd[0], out + len, 65535 - len)) > 0)
+		len += (size_t)k;
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	*rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return out;
+}
+
 static void test_crash(void)
 {
 	static const char CRASHED[] = "provider stride: plugin scripted crashed with signal 11";
@@ -607,10 +636,28 @@ static void test_crash(void)
 	 * crash) and releases stride: its waiting entries go through. */
 	t_exec(db, "UPDATE workouts SET description = 'answer=ok' WHERE id IN"
 	           " (SELECT entity_id FROM workout_sync_queue WHERE provider = 'stride')", 0, NULL);
-	/* TODO: `wsyncctl plugins --release stride` once wsyncctl has it (the
-	 * lead is adding it); the SQL function is what it calls. */
-	t0 = now_ms();
-	T_EQ_INT(qint("SELECT wsync_provider_release('stride')", NULL, NULL), 1);
+	/* The operator's view: `wsyncctl plugins` says quarantined and why
+	 * (exit 1), `wsyncctl queue` says why stride waits. */
+	{
+		int rc;
+		char *out = ctl(&n, "plugins", NULL, NULL, &rc);
+		T_EQ_INT(rc, 1);
+		T_CONTAINS(out, "quarantined");
+		T_CONTAINS(out, "wsyncctl plugins --release stride");
+		free(out);
+		out = ctl(&n, "queue", NULL, NULL, &rc);
+		T_EQ_INT(rc, 0);
+		T_CONTAINS(out, "plugin quarantined:");
+		free(out);
+		t0 = now_ms();
+		out = ctl(&n, "plugins", "--release", "stride", &rc);
+		T_EQ_INT(rc, 0);
+		T_CONTAINS(out, "released stride on 1 node");
+		free(out);
+		out = ctl(&n, "plugins", "--release", "stride", &rc);
+		T_EQ_INT(rc, 1); /* nothing left to release */
+		free(out);
+	}
 	T_CHECK(poll_file(n.log, "provider stride: released by the operator", 15000));
 	printf("  released: logged after %.1f s\n", secs_since(t0));
 	T_EQ_INT(poll_at_least(OK_SQL, "{stride}", NULL, pending, 180000), pending);
