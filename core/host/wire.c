@@ -125,7 +125,17 @@ static int read_all(int fd, char *p, size_t len, long long until)
 	while (got < len) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		int wait = -1, r;
-		ssize_t k;
+		ssize_t k = recv(fd, p + got, len - got, MSG_DONTWAIT);
+		/* What is there already needs no poll (a frame's body after its
+		 * head, an answer that came while we sent). */
+		if (k > 0) {
+			got += (size_t)k;
+			continue;
+		}
+		if (k == 0)
+			return got ? -1 : 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
 		if (until >= 0) {
 			long long left = until - mono_ms();
 			if (left <= 0)
