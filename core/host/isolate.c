@@ -760,8 +760,12 @@ static int converse(int fd, wsync_call *call, int which, const wsync_request *re
 	for (;;) {
 		long long t0 = mono_ms();
 		int r = wsync_wire_recv(fd, budget_ms, &type, &w);
+		/* Spent: the next wait only takes what is there already (a
+		 * negative timeout would mean no limit). */
 		budget_ms -= (int)(mono_ms() - t0);
-		if (r == -2 || (r == 1 && budget_ms < 0)) {
+		if (budget_ms < 0)
+			budget_ms = 0;
+		if (r == -2) {
 			rc = -2;
 			break;
 		}
