@@ -55,13 +55,11 @@ typedef struct setup {
 static _Thread_local int channel_fd = -1;
 static _Thread_local wsync_wire *answer_frame;
 
+/* The SETUP frame already in s->frame. */
 static int read_setup(setup *s)
 {
 	wsync_wire *w = &s->frame;
-	uint32_t type = 0;
 	int64_t n;
-	if (wsync_wire_recv(CONTROL_FD, 30000, &type, w) != 1 || type != WSYNC_WIRE_SETUP)
-		return -1;
 	s->channels = (int)wsync_wire_get_i64(w);
 	s->log_level = (int)wsync_wire_get_i64(w);
 	s->drop = (int)wsync_wire_get_i64(w);
@@ -456,6 +454,73 @@ static void serve(setup *s, wsync_plugin_instance *inst)
 	free(chans);
 }
 
+/* Open the plugin file (before giving up root: the plugin user need not
+ * read the plugin directory), then become what a plugin runs as: the
+ * [plugins] user, the limits, the seccomp filter.  The file's descriptor,
+ * or -1 with err. */
+static int confine(const setup *s, char *err, size_t len)
+{
+	int so = open(s->file, O_RDONLY | O_CLOEXEC);
+	if (so < 0) {
+		snprintf(err, len, "%s: cannot open: %s", s->file, strerror(errno));
+		return -1;
+	}
+	if (drop_privileges(s, err, len) < 0 || (set_limits(s), install_filter(err, len)) < 0) {
+		close(so);
+		return -1;
+	}
+	return so;
+}
+
+/* PROBE: describe the plugin file (the loader's checks, as `path`), then
+ * exit: wsyncd validates the configuration against the schema. */
+static int probe(setup *s)
+{
+	wsync_wire *w = &s->frame, out = {0};
+	char err[600], open_path[64];
+	wsync_plugin d;
+	int so, rc;
+	s->drop = (int)wsync_wire_get_i64(w);
+	s->uid = wsync_wire_get_i64(w);
+	s->gid = wsync_wire_get_i64(w);
+	s->memory_limit_mb = wsync_wire_get_i64(w);
+	s->file = wsync_wire_get_str(w, NULL);
+	s->channels = 1;
+	if (w->bad || !s->file)
+		return 2;
+	so = confine(s, err, sizeof err);
+	snprintf(open_path, sizeof open_path, "/proc/self/fd/%d", so);
+	if (so < 0 || wsync_plugin_probe(s->file, open_path, &d, err, sizeof err) < 0) {
+		wsync_wire_i64(&out, 0);
+		wsync_wire_str(&out, err);
+	} else {
+		wsync_wire_i64(&out, 1);
+		wsync_wire_i64(&out, d.magic);
+		wsync_wire_i64(&out, d.abi_major);
+		wsync_wire_i64(&out, d.abi_minor);
+		wsync_wire_i64(&out, d.struct_size);
+		wsync_wire_i64(&out, d.flags);
+		wsync_wire_str(&out, d.name);
+		wsync_wire_str(&out, d.version);
+		wsync_wire_str(&out, d.description);
+		wsync_wire_i64(&out, d.config_keys ? d.n_config_keys : 0);
+		for (uint32_t i = 0; d.config_keys && i < d.n_config_keys; i++) {
+			const wsync_config_key *k = &d.config_keys[i];
+			wsync_wire_str(&out, k->section);
+			wsync_wire_str(&out, k->key);
+			wsync_wire_i64(&out, k->type);
+			wsync_wire_i64(&out, k->required);
+			wsync_wire_str(&out, k->default_value);
+			wsync_wire_str(&out, k->help);
+		}
+	}
+	rc = wsync_wire_send(CONTROL_FD, WSYNC_WIRE_DESCRIPTOR, &out) < 0;
+	wsync_wire_free(&out);
+	if (so >= 0)
+		close(so);
+	return rc;
+}
+
 int wsync_plugin_host_main(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -463,40 +528,40 @@ int wsync_plugin_host_main(void)
 	char err[600], open_path[64];
 	wsync_registry *reg;
 	wsync_plugin_instance *inst;
+	uint32_t type = 0;
 	int so;
 
 	memset(&s, 0, sizeof s);
-	if (read_setup(&s) < 0) {
+	if (wsync_wire_recv(CONTROL_FD, 30000, &type, &s.frame) == 1 && type == WSYNC_WIRE_PROBE) {
+		int rc = probe(&s);
+		wsync_wire_free(&s.frame);
+		return rc;
+	}
+	if (type != WSYNC_WIRE_SETUP || read_setup(&s) < 0) {
 		fprintf(stderr, "wsync-plugin-host: no valid setup on fd 3 (this program is "
 		        "started by wsyncd, not by hand)\n");
+		free(s.provider.entries);
+		wsync_wire_free(&s.frame);
 		return 2;
 	}
 	wsync_log_set_level(s.log_level);
 	pthread_once(&once, services_fill);
-	/* Opened before giving up root: the plugin user need not read the
-	 * plugin directory. */
-	so = open(s.file, O_RDONLY | O_CLOEXEC);
-	if (so < 0) {
-		snprintf(err, sizeof err, "%s: cannot open: %s", s.file, strerror(errno));
-		return ready(0, err, 0) < 0 ? 1 : 0;
+	if ((so = confine(&s, err, sizeof err)) < 0) {
+		ready(0, err, 0);
+	} else {
+		snprintf(open_path, sizeof open_path, "/proc/self/fd/%d", so);
+		make_config(&s);
+		reg = wsync_registry_load_opts(&s.cfg, &child_services,
+		                               &(wsync_load_options){.open_path = open_path});
+		inst = reg ? wsync_registry_at(reg, 0) : NULL;
+		if (!inst || !inst->loaded)
+			ready(0, inst && inst->refusal ? inst->refusal : "out of memory",
+			      inst ? inst->config_error : 0);
+		else
+			serve(&s, inst);
+		wsync_registry_free(reg);
+		close(so);
 	}
-	if (drop_privileges(&s, err, sizeof err) < 0)
-		return ready(0, err, 0) < 0 ? 1 : 0;
-	set_limits(&s);
-	if (install_filter(err, sizeof err) < 0)
-		return ready(0, err, 0) < 0 ? 1 : 0;
-	snprintf(open_path, sizeof open_path, "/proc/self/fd/%d", so);
-	make_config(&s);
-	reg = wsync_registry_load_opts(&s.cfg, &child_services,
-	                               &(wsync_load_options){.open_path = open_path});
-	inst = reg ? wsync_registry_at(reg, 0) : NULL;
-	if (!inst || !inst->loaded)
-		ready(0, inst && inst->refusal ? inst->refusal : "out of memory",
-		      inst ? inst->config_error : 0);
-	else
-		serve(&s, inst);
-	wsync_registry_free(reg);
-	close(so);
 	free(s.provider.entries);
 	wsync_wire_free(&s.frame);
 	return 0;

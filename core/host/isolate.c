@@ -198,8 +198,8 @@ static proc *new_proc(int n)
 		return NULL;
 	p->n = n;
 	p->control = -1;
-	p->fd = malloc((size_t)n * sizeof *p->fd);
-	p->busy = calloc((size_t)n, 1);
+	p->fd = malloc(((size_t)n + 1) * sizeof *p->fd);
+	p->busy = calloc((size_t)n + 1, 1);
 	if (!p->fd || !p->busy) {
 		free(p->fd);
 		free(p->busy);
@@ -212,11 +212,11 @@ static proc *new_proc(int n)
 }
 
 /* Fork and exec the child with its sockets; -1 with err set. */
-static int fork_child(wsync_child *c, proc *p, char *err, size_t errlen)
+static int fork_child(const char *name, proc *p, char *err, size_t errlen)
 {
-	int n = p->n, ctl[2], *ends = calloc((size_t)n, sizeof *ends);
+	int n = p->n, ctl[2], *ends = calloc((size_t)n + 1, sizeof *ends);
 	int *tmp = calloc((size_t)n + 1, sizeof *tmp), rc = -1;
-	char *envp[8], *argv[] = {"wsync-plugin-host", "--plugin-host", c->inst->name, NULL};
+	char *envp[8], *argv[] = {"wsync-plugin-host", "--plugin-host", (char *)name, NULL};
 	pid_t parent = getpid();
 
 	if (!ends || !tmp || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
@@ -260,7 +260,7 @@ out:
  * children in order (destroy() must still run there).
  */
 typedef struct fork_job {
-	wsync_child *c;
+	const char *name;
 	proc *p;
 	char *err;
 	size_t errlen;
@@ -285,7 +285,7 @@ static void *forker(void *arg)
 			pthread_cond_wait(&fork_wanted, &fork_mu);
 		fork_queue = job->next;
 		pthread_mutex_unlock(&fork_mu);
-		job->rc = fork_child(job->c, job->p, job->err, job->errlen);
+		job->rc = fork_child(job->name, job->p, job->err, job->errlen);
 		pthread_mutex_lock(&fork_mu);
 		job->done = 1;
 		pthread_cond_broadcast(&fork_finished);
@@ -303,12 +303,12 @@ static void start_forker(void)
 	pthread_attr_destroy(&attr);
 }
 
-static int fork_on_forker(wsync_child *c, proc *p, char *err, size_t errlen)
+static int fork_on_forker(const char *name, proc *p, char *err, size_t errlen)
 {
-	fork_job job = {c, p, err, errlen, -1, 0, NULL};
+	fork_job job = {name, p, err, errlen, -1, 0, NULL};
 	pthread_once(&forker_once, start_forker);
 	if (!forker_running) /* no thread to spare: this one will do */
-		return fork_child(c, p, err, errlen);
+		return fork_child(name, p, err, errlen);
 	pthread_mutex_lock(&fork_mu);
 	job.next = fork_queue;
 	fork_queue = &job;
@@ -332,7 +332,7 @@ static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (fork_on_forker(c, p, err, errlen) < 0) {
+	if (fork_on_forker(c->inst->name, p, err, errlen) < 0) {
 		close_proc(p);
 		return NULL;
 	}
@@ -356,6 +356,109 @@ static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 	wsync_wire_free(&w);
 	close_proc(p);
 	return NULL;
+}
+
+/* ---- probing a plugin file ----------------------------------------------------- */
+
+/* What a probe learnt: the descriptor's strings live in the answer frame. */
+typedef struct probed {
+	wsync_wire frame;
+	wsync_config_key *keys;
+} probed;
+
+static void probe_free(void *owned)
+{
+	probed *pr = owned;
+	if (!pr)
+		return;
+	wsync_wire_free(&pr->frame);
+	free(pr->keys);
+	free(pr);
+}
+
+/* The descriptor as the plugin process read it: the frozen members, the
+ * flags, the strings and the config schema.  The operations stay NULL:
+ * wsyncd never calls them itself. */
+static int take_descriptor(probed *pr, wsync_plugin *d)
+{
+	wsync_wire *w = &pr->frame;
+	int64_t n;
+	memset(d, 0, sizeof *d);
+	d->magic = (uint32_t)wsync_wire_get_i64(w);
+	d->abi_major = (uint16_t)wsync_wire_get_i64(w);
+	d->abi_minor = (uint16_t)wsync_wire_get_i64(w);
+	d->struct_size = (uint32_t)wsync_wire_get_i64(w);
+	d->flags = (uint32_t)wsync_wire_get_i64(w);
+	d->name = wsync_wire_get_str(w, NULL);
+	d->version = wsync_wire_get_str(w, NULL);
+	d->description = wsync_wire_get_str(w, NULL);
+	n = wsync_wire_get_i64(w);
+	if (w->bad || n < 0 || n > 4096 || !d->name || !d->version)
+		return -1;
+	if (n && !(pr->keys = calloc((size_t)n, sizeof *pr->keys)))
+		return -1;
+	for (int64_t i = 0; i < n; i++) {
+		wsync_config_key *k = &pr->keys[i];
+		k->section = wsync_wire_get_str(w, NULL);
+		k->key = wsync_wire_get_str(w, NULL);
+		k->type = (int32_t)wsync_wire_get_i64(w);
+		k->required = (int32_t)wsync_wire_get_i64(w);
+		k->default_value = wsync_wire_get_str(w, NULL);
+		k->help = wsync_wire_get_str(w, NULL);
+		if (!k->section || !k->key)
+			w->bad = 1;
+	}
+	d->config_keys = pr->keys;
+	d->n_config_keys = (uint32_t)n;
+	return w->bad ? -1 : 0;
+}
+
+/* wsync_load_options.probe: a plugin process of its own opens the file
+ * (with the privileges and limits of a running plugin), validates it as the
+ * loader does and describes it; nothing of the plugin runs in wsyncd. */
+static int probe_plugin(void *arg, const char *path, wsync_plugin *desc, void **owned,
+                        char *err, size_t errlen)
+{
+	const wsync_isolation *iso = arg;
+	proc *p = new_proc(0);
+	probed *pr = calloc(1, sizeof *pr);
+	wsync_wire w = {0};
+	uint32_t type = 0;
+	int r = -1, rc = -1;
+
+	if (!p || !pr || fork_on_forker("probe", p, err, errlen) < 0) {
+		if (!p || !pr)
+			snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	wsync_wire_i64(&w, iso->drop);
+	wsync_wire_i64(&w, iso->uid);
+	wsync_wire_i64(&w, iso->gid);
+	wsync_wire_i64(&w, iso->memory_limit_mb);
+	wsync_wire_str(&w, path);
+	if (wsync_wire_send(p->control, WSYNC_WIRE_PROBE, &w) == 0)
+		r = wsync_wire_recv(p->control, READY_TIMEOUT_MS, &type, &pr->frame);
+	if (r == 1 && type == WSYNC_WIRE_DESCRIPTOR) {
+		int ok = (int)wsync_wire_get_i64(&pr->frame);
+		const char *why = ok ? NULL : wsync_wire_get_str(&pr->frame, NULL);
+		if (ok && take_descriptor(pr, desc) == 0)
+			rc = 0;
+		else
+			snprintf(err, errlen, "%s", why ? why : "malformed answer of its plugin process");
+		end_proc(p, "probed");
+	} else {
+		end_proc(p, r == -2 ? "did not answer within 30 s" : NULL);
+		snprintf(err, errlen, "%s: its plugin process %s while loading it", path, p->death);
+	}
+out:
+	wsync_wire_free(&w);
+	if (p)
+		close_proc(p);
+	if (rc == 0)
+		*owned = pr;
+	else
+		probe_free(pr);
+	return rc;
 }
 
 /* ---- the registry --------------------------------------------------------- */
@@ -428,33 +531,50 @@ static int plugin_user(const wsync_config *cfg, wsync_isolation *iso, char *err,
 	return 0;
 }
 
+/* The probe refused every file with `why` already (and logged it); that
+ * is a configuration error. */
 static void refuse_all(wsync_registry *reg, const char *why)
 {
 	for (size_t i = 0; i < wsync_registry_count(reg); i++) {
 		wsync_plugin_instance *in = wsync_registry_at(reg, i);
+		in->config_error = 1;
 		if (!in->loaded)
 			continue;
 		in->loaded = 0;
-		in->config_error = 1;
 		free(in->refusal);
 		in->refusal = strdup(why);
 		wsync_error("provider %s refused: %s", in->name, why);
 	}
 }
 
+/* wsync_load_options.probe when the plugin user is unusable: refuse, load
+ * nothing. */
+static int refuse_probe(void *arg, const char *path, wsync_plugin *desc, void **owned,
+                        char *err, size_t errlen)
+{
+	(void)path, (void)desc, (void)owned;
+	snprintf(err, errlen, "%s", (const char *)arg);
+	return -1;
+}
+
 wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso)
 {
-	wsync_load_options opts = {.validate_only = 1};
+	wsync_load_options opts = {.validate_only = 1, .probe = probe_plugin,
+	                           .probe_free = probe_free, .probe_arg = iso};
 	wsync_registry *reg;
 	char err[400];
 	if (!cfg->plugin_isolate)
 		return wsync_registry_load(cfg, wsync_host_services());
 	iso->memory_limit_mb = cfg->plugin_memory_limit_mb;
-	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
-	if (plugin_user(cfg, iso, err, sizeof err) < 0)
+	if (plugin_user(cfg, iso, err, sizeof err) < 0) {
+		opts.probe = refuse_probe;
+		opts.probe_arg = err;
+		reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
 		refuse_all(reg, err);
-	else
-		wsync_isolate_registry(reg, iso);
+		return reg;
+	}
+	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
+	wsync_isolate_registry(reg, iso);
 	return reg;
 }
 

@@ -30,6 +30,7 @@ _Thread_local const wsync_plugin_instance *wsync_current_instance;
 typedef struct loaded_file {
 	char *path;
 	void *handle;
+	void *probed;         /* the probe's copy of the descriptor's strings */
 	wsync_plugin desc;    /* copy of struct_size bytes, zero-filled beyond */
 	char *refusal;
 } loaded_file;
@@ -161,15 +162,22 @@ static int open_plugin(const char *path, const char *open_path, void **handle,
 	return 0;
 }
 
-int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,
-                       size_t errlen)
+int wsync_plugin_probe(const char *path, const char *open_path, wsync_plugin *copy,
+                       char *err, size_t errlen)
 {
-	static _Thread_local wsync_plugin copy;
 	void *h;
-	if (open_plugin(path, NULL, &h, &copy, err, errlen) < 0)
+	return open_plugin(path, open_path, &h, copy, err, errlen);
+}
+
+/* The descriptor of the file at path: from a probe (the parent of isolated
+ * plugins: no plugin code here), or by dlopen. */
+static int describe(wsync_registry *r, loaded_file *f, char *err, size_t errlen)
+{
+	if (!r->opts.probe)
+		return open_plugin(f->path, r->opts.open_path, &f->handle, &f->desc, err, errlen);
+	if (check_file(f->path, err, errlen) < 0)
 		return -1;
-	*desc = &copy;
-	return 0;
+	return r->opts.probe(r->opts.probe_arg, f->path, &f->desc, &f->probed, err, errlen);
 }
 
 static loaded_file *get_file(wsync_registry *r, const char *plugin)
@@ -190,7 +198,7 @@ static loaded_file *get_file(wsync_registry *r, const char *plugin)
 	if (strchr(plugin, '/') || plugin[0] == '.')
 		snprintf(err, sizeof err, "%s: plugin name '%s' must be a file name, not a path",
 		         path, plugin);
-	else if (open_plugin(path, r->opts.open_path, &f->handle, &f->desc, err, sizeof err) == 0 &&
+	else if (describe(r, f, err, sizeof err) == 0 &&
 	         strcmp(f->desc.name, plugin) != 0)
 		snprintf(err, sizeof err, "%s: declares plugin name '%s', expected '%s' "
 		         "(one plugin per name: rename the file or fix [provider] plugin)",
@@ -385,6 +393,8 @@ void wsync_registry_free(wsync_registry *r)
 	 * (atexit handlers of its libraries) that must not point into unmapped
 	 * code. */
 	for (size_t i = 0; i < r->n_files; i++) {
+		if (r->files[i]->probed && r->opts.probe_free)
+			r->opts.probe_free(r->files[i]->probed);
 		free(r->files[i]->path);
 		free(r->files[i]->refusal);
 		free(r->files[i]);

@@ -58,6 +58,14 @@ typedef struct wsync_load_options {
 	                           configured file (/proc/self/fd/N, opened
 	                           before dropping privileges), which the
 	                           parent has checked already */
+	/* The parent: instead of dlopen, learn a file's descriptor from a
+	 * process of its own (isolate.c), so no plugin code runs here.  0 with
+	 * *desc filled (its strings and config_keys in *owned, released with
+	 * probe_free when the registry goes), or -1 with the refusal in err. */
+	int (*probe)(void *arg, const char *path, wsync_plugin *desc, void **owned,
+	             char *err, size_t errlen);
+	void (*probe_free)(void *owned);
+	void *probe_arg;
 } wsync_load_options;
 
 wsync_registry *wsync_registry_load_opts(const wsync_config *cfg, const wsync_host *host,
@@ -80,9 +88,12 @@ const char *wsync_instance_config_string(const wsync_plugin_instance *inst,
  * wrapped table in the SDK): what every operation finds in req->host. */
 const wsync_host *wsync_instance_host(const wsync_plugin_instance *inst);
 
-/* Inspect one plugin file without instantiating it: fills *desc or writes
- * the refusal into err.  Returns 0 when the file is acceptable. */
-int wsync_plugin_probe(const char *path, const wsync_plugin **desc, char *err,
-                       size_t errlen);
+/* Inspect one plugin file without instantiating it (a plugin process's
+ * answer to a probe): dlopen open_path (the file, already checked, as
+ * /proc/self/fd/N) and validate it as `path`.  Fills *copy (its pointers
+ * into the mapped file) or writes the refusal into err; 0 when the file is
+ * acceptable. */
+int wsync_plugin_probe(const char *path, const char *open_path, wsync_plugin *copy,
+                       char *err, size_t errlen);
 
 #endif

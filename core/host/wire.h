@@ -24,7 +24,9 @@ enum {
 	WSYNC_WIRE_CALL = 3,      /* parent -> child: one operation */
 	WSYNC_WIRE_HTTP = 4,      /* child -> parent: an HTTP request to make */
 	WSYNC_WIRE_ANSWER = 5,    /* parent -> child: that request's answer */
-	WSYNC_WIRE_DONE = 6       /* child -> parent: the operation's outcome */
+	WSYNC_WIRE_DONE = 6,      /* child -> parent: the operation's outcome */
+	WSYNC_WIRE_PROBE = 7,     /* parent -> child: describe this plugin file */
+	WSYNC_WIRE_DESCRIPTOR = 8 /* child -> parent: its descriptor, or why not */
 };
 
 /* A frame being built or read.  `p` is malloc'ed and owned; `oom` sticks

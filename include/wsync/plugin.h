@@ -2,7 +2,8 @@
  * wsync/plugin.h -- the provider plugin ABI, version 1.
  *
  * A provider plugin is a shared object (`<name>.so`) that wsyncd loads from its
- * plugin directory with dlopen(RTLD_NOW | RTLD_LOCAL).  It exports exactly one
+ * plugin directory with dlopen(RTLD_NOW | RTLD_LOCAL), in a process of the
+ * plugin's own (see PROCESS below).  It exports exactly one
  * symbol, the entry function wsync_plugin_v1(), which returns a pointer to a
  * `static const wsync_plugin` descriptor.  Everything the plugin needs from the
  * host (logging, configuration, HTTP, error reporting, clock) reaches it through

@@ -769,8 +769,8 @@ static void test_snoop(void)
 	char body[4096], sock[600], report[700], needles[1400], h1[200], h2[600], h3[100], h4[100];
 	char line[1200], *text, *state, *cmdline, *environ_, *id;
 	const char *at;
-	const char *env[] = {"PGPASSWORD=pg-password-of-the-test", NULL, NULL, NULL};
-	char pghost_env[700], url_env[800];
+	const char *env[] = {"PGPASSWORD=pg-password-of-the-test", NULL, NULL, NULL, NULL};
+	char pghost_env[700], url_env[800], ctor_log[700], ctor_env[720];
 	int rc, sockets = 0, to_parent = 0, envs = 0, memscans = 0;
 	long long hits[2][4] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}};
 	int section = 0;
@@ -786,6 +786,11 @@ static void test_snoop(void)
 	snprintf(url_env, sizeof url_env, "WSYNC_DATABASE_URL=%s", conninfo);
 	env[1] = pghost_env;
 	env[2] = url_env;
+	/* Where the plugin's constructor would say that it ran in wsyncd. */
+	snprintf(ctor_log, sizeof ctor_log, "%s/snoop-ctor.log", sb->dir);
+	snprintf(ctor_env, sizeof ctor_env, "WSYNC_SNOOP_CTOR_LOG=%s", ctor_log);
+	unlink(ctor_log);
+	env[3] = ctor_env;
 
 	/* One call thread: its two calls run one after the other, in order. */
 	make_node(&n, "snoop", "workers = 1\nbatch_size = 10\n", "");
@@ -824,16 +829,20 @@ static void test_snoop(void)
 	spawn(&n, "--once", env);
 	/* The plugin's process, for its command line and environment as the
 	 * parent started it. */
-	for (long long until = now_ms() + 60000; !child && now_ms() < until; sleep_ms(20)) {
-		child = child_of(n.pid);
+	cmdline = environ_ = NULL;
+	for (long long until = now_ms() + 60000; !environ_ && now_ms() < until; sleep_ms(20)) {
+		char path[100];
+		/* The instance's process, not the short-lived one that probed the
+		 * file first ("--plugin-host probe"). */
 		if (!alive(n.pid))
 			break;
-	}
-	cmdline = environ_ = NULL;
-	if (child > 0) {
-		char path[100];
+		if ((child = child_of(n.pid)) <= 0)
+			continue;
 		snprintf(path, sizeof path, "/proc/%d/cmdline", (int)child);
+		free(cmdline);
 		cmdline = read_proc(path);
+		if (!strstr(cmdline, "--plugin-host\nsnoop"))
+			continue;
 		snprintf(path, sizeof path, "/proc/%d/environ", (int)child);
 		environ_ = read_proc(path);
 	}
@@ -848,6 +857,15 @@ static void test_snoop(void)
 		T_EQ_STR(state, "processed||0");
 		free(state);
 		free(id);
+	}
+
+	/* No plugin code ran in wsyncd: the file was described by a process
+	 * of its own, not dlopen'ed there. */
+	T_CHECK(access(ctor_log, F_OK) != 0);
+	if (access(ctor_log, F_OK) == 0) {
+		char *ran = t_read_file(ctor_log);
+		printf("  %s", ran);
+		free(ran);
 	}
 
 	/* What the parent gave it, read from outside while it ran. */
