@@ -141,8 +141,14 @@ static int open_plugin(const char *path, const char *open_path, void **handle,
 		return -1;
 	h = dlopen(open_path ? open_path : path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
+		const char *why = dlerror(), *at = open_path ? strstr(why, open_path) : NULL;
+		/* dlerror names what was opened: /proc/self/fd/N says nothing to
+		 * the operator, the file's own name does (it leads the message). */
+		if (at == why)
+			why += strlen(open_path) + (why[strlen(open_path)] == ':') +
+			       (why[strlen(open_path)] == ':' && why[strlen(open_path) + 1] == ' ');
 		snprintf(err, errlen, "%s: cannot load: %s (check its libraries with ldd)",
-		         path, dlerror());
+		         path, why);
 		return -1;
 	}
 	*(void **)&entry = dlsym(h, "wsync_plugin_v1");
