@@ -389,6 +389,37 @@ static void test_invalid_workout_requeue(PGconn *db)
 	free(w), free(s), free(s_past), free(s_ok);
 }
 
+/* Many workouts fixed in one statement (migration 0011's set form): each
+ * one's failed upcoming schedule is queued, once, and the others' not. */
+static void test_invalid_workout_requeue_bulk(PGconn *db)
+{
+	enum { N = 3 };
+	char *w[N], *s[N];
+	for (int i = 0; i < N; i++) {
+		w[i] = new_workout(db, U);
+		s[i] = new_scheduled(db, w[i], "2");
+	}
+	t_exec(db, "UPDATE workout_sync_queue SET processed_at = now(),"
+	           " locked_until = now() - interval '1 second', error_type = 'invalid_workout'"
+	           " WHERE processed_at IS NULL AND provider = 'wahoo'", 0, NULL);
+	t_exec(db, "UPDATE workout_sync_queue SET processed_at = now(),"
+	           " locked_until = now() - interval '1 second' WHERE processed_at IS NULL", 0, NULL);
+	/* The first two texts change in one statement, the third's does not. */
+	{
+		const char *p[3] = {w[0], w[1], w[2]};
+		t_exec(db, "UPDATE workouts SET workout_text = CASE WHEN id = $3::uuid"
+		           " THEN workout_text ELSE '- 15m 65%' END, name = 'bulk'"
+		           " WHERE id IN ($1::uuid, $2::uuid, $3::uuid)", 3, p);
+	}
+	T_OPS(db, s[0], "wahoo", "create");
+	T_OPS(db, s[1], "wahoo", "create");
+	T_OPS(db, s[2], "wahoo", "");
+	t_exec(db, "UPDATE workout_sync_queue SET processed_at = now(),"
+	           " locked_until = now() - interval '1 second' WHERE processed_at IS NULL", 0, NULL);
+	for (int i = 0; i < N; i++)
+		free(w[i]), free(s[i]);
+}
+
 int main(void)
 {
 	PGconn *db = t_db();
@@ -397,6 +428,7 @@ int main(void)
 	test_nodes_and_override(db);
 	test_delete_order(db);
 	test_invalid_workout_requeue(db);
+	test_invalid_workout_requeue_bulk(db);
 	PQfinish(db);
 	return t_done();
 }
