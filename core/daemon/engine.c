@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,62 @@ static void register_providers(wsync_engine *e, PGconn *db)
 	if (wsync_store_quarantine_clear(db, node) < 0)
 		wsync_debug("quarantine records not cleared (migration 0010 missing?): %.*s",
 		            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+}
+
+/* 1 when no process has `pid` any more (or only its zombie, not reaped
+ * yet); 0 when one does, whoever it is. */
+static int process_gone(long pid)
+{
+	char path[64], buf[512], *paren;
+	FILE *f;
+	size_t n;
+	if (pid <= 0 || pid == (long)getpid())
+		return 0;
+	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		return 1;
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/*
+ * A wsyncd of this host that died (kill -9, OOM, a crash) leaves leases
+ * that would hold its entries until they run out (lease_seconds).  Its
+ * name says its pid: when no process has that pid any more, its leases are
+ * released at once, so a restarted wsyncd takes them again within a
+ * second.  Holders on other hosts, and a pid that now belongs to any live
+ * process, keep their leases until they run out, as before.  The entries
+ * keep their intents: what may have reached the provider is reconciled.
+ */
+static void release_dead_holders(wsync_engine *e, PGconn *db)
+{
+	char prefix[80], **holders;
+	size_t hlen = strcspn(e->name, ":");
+	int n;
+	snprintf(prefix, sizeof prefix, "%.*s:", (int)hlen, e->name);
+	if ((n = wsync_store_lease_holders(db, prefix, &holders)) < 0) {
+		wsync_debug("lease holders not read: %.*s", (int)strcspn(PQerrorMessage(db), "\n"),
+		            PQerrorMessage(db));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *pid_at = holders[i] + strlen(prefix);
+		char *end;
+		long pid = strtol(pid_at, &end, 10);
+		int released;
+		if (end != pid_at && *end == ':' && strcmp(holders[i], e->name) != 0 &&
+		    process_gone(pid) && (released = wsync_store_release_holder(db, holders[i])) > 0)
+			wsync_warn("released %d entries leased to %s, a wsyncd of this host that is "
+			           "gone (pid %ld): they are taken again now, not when the lease ends",
+			           released, holders[i], pid);
+		free(holders[i]);
+	}
+	free(holders);
 }
 
 /* A plugin's child was quarantined (host/isolate.h, from a call thread):
@@ -368,6 +425,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 		return 1;
 	}
 	register_providers(e, db);
+	release_dead_holders(e, db);
 	PQfinish(db);
 	wsync_metrics_set_ready(e->metrics, 1, loaded_instances(e) > 0);
 	notify_ready(e);

@@ -750,3 +750,30 @@ int wsync_store_quarantine_lifted(PGconn *db, const char *node, const char *prov
 	PQclear(r);
 	return rc;
 }
+
+int wsync_store_lease_holders(PGconn *db, const char *host_prefix, char ***holders)
+{
+	const char *p[1] = {host_prefix};
+	PGresult *r = PQexecParams(db,
+		"SELECT DISTINCT locked_by FROM workout_sync_queue"
+		" WHERE processed_at IS NULL AND locked_until > now()"
+		"   AND starts_with(locked_by, $1)", 1, NULL, p, NULL, NULL, 0);
+	int n = -1;
+	*holders = NULL;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK &&
+	    (*holders = calloc((size_t)PQntuples(r) + 1, sizeof **holders))) {
+		for (n = 0; n < PQntuples(r); n++)
+			if (!((*holders)[n] = strdup(PQgetvalue(r, n, 0))))
+				break;
+	}
+	PQclear(r);
+	return n;
+}
+
+int wsync_store_release_holder(PGconn *db, const char *holder)
+{
+	return exec_count(db,
+		"UPDATE workout_sync_queue SET locked_until = now() - interval '1 second',"
+		"  locked_by = NULL, updated_at = now()"
+		" WHERE locked_by = $1 AND processed_at IS NULL", 1, &holder);
+}

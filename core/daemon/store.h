@@ -136,6 +136,14 @@ long wsync_store_next_due(PGconn *db);
 int wsync_store_register_provider(PGconn *db, const char *name, const char *plugin,
                                   int enabled);
 
+/* The holders (locked_by, "host:pid:nonce") of live leases whose name starts
+ * with host_prefix ("host:"): a NULL-terminated malloc'ed array of
+ * malloc'ed strings in *holders (caller frees), their number, or -1. */
+int wsync_store_lease_holders(PGconn *db, const char *host_prefix, char ***holders);
+/* Release every pending entry leased to `holder` (a process known to be
+ * gone): claimable at once.  Returns how many, or -1. */
+int wsync_store_release_holder(PGconn *db, const char *holder);
+
 /* Quarantine (host/isolate.h) as the operator sees it (migration 0010):
  * record this node's quarantine of `provider` (reason NULL: lifted); clear
  * every one of this node (start, reload); and whether the operator lifted
