@@ -690,10 +690,12 @@ void wsync_child_release(wsync_child *c)
 
 /* ---- calls ---------------------------------------------------------------- */
 
+/* Back to the queue without using a retry (rate_limit's row of the
+ * classification); not a deferral of wsync's rate limiter, so
+ * call->deferred (its metric) stays 0. */
 static int32_t defer(wsync_call *call, int64_t seconds, const char *fmt, const char *a,
                      const char *b)
 {
-	call->deferred = 1;
 	call->retry_after_s = seconds > 0 ? seconds : 1;
 	snprintf(call->message, sizeof call->message, fmt, a, b, (long long)call->retry_after_s);
 	return call->status = WSYNC_E_RATE_LIMIT;

@@ -93,7 +93,8 @@ void wsync_child_free(wsync_child *c);
  * `call` (the parent's context: token, limiter, pool), and takes the
  * outcome (status, message, retry-after, provider id) onto `call`.
  * While the child restarts or is quarantined the call is deferred:
- * WSYNC_E_RATE_LIMIT with call->deferred set and retry_after_s.
+ * WSYNC_E_RATE_LIMIT (no retry used) with retry_after_s and a message
+ * saying why.
  */
 int32_t wsync_child_call(wsync_child *c, wsync_call *call, int which,
                          const wsync_request *req);
