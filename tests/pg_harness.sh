@@ -44,6 +44,12 @@ as_pg() {
 }
 
 tmpl_root=${WSYNC_PG_TEMPLATE_DIR:-${MESON_BUILD_ROOT:-/tmp}}
+# The template is made by the postgres user: a build directory it cannot
+# reach (a checkout under /root, mode 700) gets its template under /tmp,
+# one per build directory.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(dirname "$tmpl_root")" 2>/dev/null; then
+  tmpl_root=/tmp/wsync-pg-template.$(printf '%s' "$tmpl_root" | cksum | cut -d' ' -f1)
+fi
 template="$tmpl_root/pg-template"
 lock="$tmpl_root/pg-template.lock"
 mkdir -p "$tmpl_root"
