@@ -11,6 +11,7 @@
 #include "providers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -359,7 +360,10 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	/* A few connections serve every call's token refreshes and limiter. */
 	e->pool = wsync_dbpool_new(e->conninfo, 8);
 	e->n_threads = cfg->workers > 0 ? cfg->workers : 1;
-	if (!e->conninfo || !e->limiter || !e->pool || pipe(e->pipe_fd) < 0) {
+	/* Non-blocking both ways: a signal handler or a call thread never waits
+	 * on a full pipe, and the supervisor drains it without blocking. */
+	if (!e->conninfo || !e->limiter || !e->pool ||
+	    pipe2(e->pipe_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
 		wsync_dbpool_free(e->pool);
 		wsync_ratelimiter_free(e->limiter);
 		free(e->conninfo);
