@@ -78,14 +78,16 @@ static long long scalar(PGconn *c, const char *sql, const char *param)
 	return v;
 }
 
-/* "VmHWM:" etc. from /proc/PID/status, in kB; 0 when unreadable. */
-static long proc_status_kb(pid_t pid, const char *key)
+/* The "KEY:" line of /proc/PID/FILE in kB ("VmHWM" of status, "Pss" of
+ * smaps_rollup: the process's share of the pages it maps, a library page
+ * shared by N processes counting 1/N); 0 when unreadable. */
+static long proc_kb(pid_t pid, const char *file, const char *key)
 {
 	char path[64], line[256];
 	size_t klen = strlen(key);
 	long v = 0;
 	FILE *f;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
 	if (!(f = fopen(path, "r")))
 		return 0;
 	while (fgets(line, sizeof line, f))
@@ -137,26 +139,6 @@ static pid_t proc_ppid(pid_t pid)
 	return (pid_t)ppid;
 }
 
-/* "Pss:" of /proc/PID/smaps_rollup in kB (the process's share of the pages
- * it maps: a library page shared by N processes counts 1/N), 0 when
- * unreadable. */
-static long proc_pss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long v = 0;
-	FILE *f;
-	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "Pss:", 4)) {
-			v = strtol(line + 4, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 /* wsyncd runs each plugin in a child process of its own: their memory (as
  * PSS: they share wsyncd's binary and libraries, which VmHWM would count
  * once per process) and their CPU time, read while they run. */
@@ -168,7 +150,7 @@ static void add_children(pid_t pid, long *pss_kb, double *cpu_s)
 		pid_t child = (pid_t)atoi(e->d_name);
 		if (child <= 0 || proc_ppid(child) != pid)
 			continue;
-		*pss_kb += proc_pss_kb(child);
+		*pss_kb += proc_kb(child, "smaps_rollup", "Pss");
 		*cpu_s += proc_cpu_s(child);
 	}
 	if (d)
@@ -238,7 +220,7 @@ static int cmd_drain(int argc, char **argv)
 		}
 		sleep_us(poll_ms * 1000);
 	}
-	hwm = exited ? 0 : proc_status_kb(pid, "VmHWM");
+	hwm = exited ? 0 : proc_kb(pid, "status", "VmHWM");
 	cpu = exited ? 0 : proc_cpu_s(pid);
 	if (!exited)
 		add_children(pid, &plugins_kb, &cpu);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int t_checks, t_failures;
@@ -180,6 +181,102 @@ void t_shared_file(const char *path)
 		exit(1);
 	}
 	close(fd);
+}
+
+long long t_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void t_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int t_wait_exit(pid_t pid, int timeout_ms)
+{
+	long long until = t_now_ms() + timeout_ms;
+	int status;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (r < 0 && errno != EINTR)
+			return -2;
+		if (t_now_ms() >= until)
+			return -1;
+		t_sleep_ms(20);
+	}
+}
+
+int t_running(pid_t pid)
+{
+	int status;
+	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
+}
+
+static int db_answers(PGconn *db)
+{
+	PGresult *r;
+	int ok;
+	if (PQstatus(db) != CONNECTION_OK)
+		return 0;
+	r = PQexec(db, "SELECT 1");
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	return ok;
+}
+
+void t_db_back(PGconn *db, const char *setup)
+{
+	long long until = t_now_ms() + 60000;
+	if (db_answers(db))
+		return;
+	while (t_now_ms() < until) {
+		PQreset(db);
+		if (PQstatus(db) == CONNECTION_OK)
+			break;
+		t_sleep_ms(100);
+	}
+	if (PQstatus(db) != CONNECTION_OK) {
+		fprintf(stderr, "cannot reconnect to the test database\n");
+		exit(1);
+	}
+	if (setup)
+		PQclear(PQexec(db, setup));
+}
+
+int t_stop(pid_t pid)
+{
+	int rc;
+	kill(pid, SIGTERM);
+	rc = t_wait_exit(pid, 60000);
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		t_wait_exit(pid, 10000);
+	}
+	return rc;
+}
+
+void t_show_tail(const char *path, size_t bytes)
+{
+	char *s = t_read_file(path);
+	size_t len = s ? strlen(s) : 0;
+	fprintf(stderr, "---- %s (last %zu bytes) ----\n%s\n----\n", path, bytes,
+	        s ? (len > bytes ? s + len - bytes : s) : "");
+	free(s);
+}
+
+int t_file_contains(const char *path, const char *needle)
+{
+	char *s = t_read_file(path);
+	int found = s && strstr(s, needle) != NULL;
+	free(s);
+	return found;
 }
 
 char *t_tempdir(void)

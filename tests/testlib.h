@@ -11,6 +11,7 @@
 #define WSYNC_TESTLIB_H
 
 #include <libpq-fe.h>
+#include <sys/types.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,5 +100,23 @@ char *t_tempdir(void);
  * writes to from its child process, which runs as [plugins] user (nobody)
  * when the tests run as root (core/host/isolate.h). */
 void t_shared_file(const char *path);
+
+/* Processes and time, for the tests that run wsyncd. */
+long long t_now_ms(void);                 /* monotonic clock */
+void t_sleep_ms(long ms);
+/* Exit status of pid (its code, or 128 + signal) once it ended; -1 when it
+ * still runs after timeout_ms, -2 when it is not our child. */
+int t_wait_exit(pid_t pid, int timeout_ms);
+int t_running(pid_t pid);                 /* our child, not ended yet */
+int t_file_contains(const char *path, const char *needle);
+/* After a server restart: the session back (PQreset until it answers, at
+ * most 60 s; exit 1 when it never does), then `setup` (SQL, may be NULL)
+ * run on it.  Nothing when the session still answers. */
+void t_db_back(PGconn *db, const char *setup);
+/* SIGTERM, then SIGKILL after 60 s: its exit status, or -1 when it had to
+ * be killed. */
+int t_stop(pid_t pid);
+/* The last `bytes` of a log file on stderr, framed (after a failure). */
+void t_show_tail(const char *path, size_t bytes);
 
 #endif

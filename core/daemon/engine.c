@@ -128,10 +128,8 @@ static void notify_ready(wsync_engine *e)
  * fresh registry has no quarantine: neither has the node's record. */
 static void register_providers(wsync_engine *e, PGconn *db)
 {
-	char node[PATH_MAX + 300];
-	wsync_node_name(e->config_path, node, sizeof node);
-	wsync_providers_register(db, node, e->registry);
-	if (wsync_store_quarantine_clear(db, node) < 0)
+	wsync_providers_register(db, e->node, e->registry);
+	if (wsync_store_quarantine_clear(db, e->node) < 0)
 		wsync_debug("quarantine records not cleared (migration 0010 missing?): %.*s",
 		            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
 }
@@ -207,20 +205,19 @@ static void child_changed(void *arg)
  * are still quarantined. */
 static int sync_quarantine(wsync_engine *e, PGconn *db)
 {
-	char node[PATH_MAX + 300], why[600];
+	char why[600];
 	int left = 0;
-	wsync_node_name(e->config_path, node, sizeof node);
 	pthread_rwlock_rdlock(&e->swap_lock);
 	for (size_t i = 0; i < wsync_registry_count(e->registry); i++) {
 		wsync_plugin_instance *in = wsync_registry_at(e->registry, i);
 		if (!in->child || !wsync_child_quarantined(in->child, NULL, 0))
 			continue;
 		if (wsync_child_quarantine_news(in->child, why, sizeof why)) {
-			if (wsync_store_quarantine(db, node, in->name, why) < 0)
+			if (wsync_store_quarantine(db, e->node, in->name, why) < 0)
 				wsync_warn("provider %s: quarantine not recorded in the database: %.*s",
 				           in->name, (int)strcspn(PQerrorMessage(db), "\n"),
 				           PQerrorMessage(db));
-		} else if (wsync_store_quarantine_lifted(db, node, in->name) == 1) {
+		} else if (wsync_store_quarantine_lifted(db, e->node, in->name) == 1) {
 			wsync_info("provider %s: released by the operator", in->name);
 			wsync_child_release(in->child);
 			wake_workers(e); /* its entries are claimed again */
@@ -382,6 +379,7 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	 * back after a reconnect is only ever its own. */
 	gethostname(host, sizeof host - 1);
 	snprintf(e->name, sizeof e->name, "%s:%d:%08x", host, (int)getpid(), (unsigned)rand());
+	wsync_node_name(e->config_path, e->node, sizeof e->node);
 	e->registry = load_registry(e, cfg);
 	e->metrics = wsync_metrics_new(e->conninfo);
 	return e;

@@ -27,6 +27,7 @@
 #include "host/ratelimit.h"
 #include "store.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -51,6 +52,8 @@ struct wsync_engine {
 	int once;
 	int pipe_fd[2];                 /* self-pipe from signal handlers */
 	char name[160];                 /* host:pid:nonce, the lease holder */
+	char node[PATH_MAX + 300];      /* host:config path, as registered
+	                                   (providers.c); fixed at start */
 	int n_threads;                  /* call threads (cfg workers at start) */
 
 	pthread_mutex_t mu;

@@ -51,26 +51,10 @@ static char plugin_dir[600];
 static long long started_ms;
 static int failures_before;
 
-/* ---- time, polling ------------------------------------------------------- */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void begin(const char *what)
 {
 	failures_before = t_failures;
-	printf("[%6.1f s] %s\n", (double)(now_ms() - started_ms) / 1000.0, what);
+	printf("[%6.1f s] %s\n", (double)(t_now_ms() - started_ms) / 1000.0, what);
 	fflush(stdout);
 }
 
@@ -79,35 +63,10 @@ static int failed(void)
 	return t_failures > failures_before;
 }
 
-static int db_alive(void)
-{
-	PGresult *r;
-	int ok;
-	if (PQstatus(db) != CONNECTION_OK)
-		return 0;
-	r = PQexec(db, "SELECT 1");
-	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-	PQclear(r);
-	return ok;
-}
-
 /* The test's own session, back after a server restart. */
 static void db_ok(void)
 {
-	long long until = now_ms() + 60000;
-	if (db_alive())
-		return;
-	while (now_ms() < until) {
-		PQreset(db);
-		if (PQstatus(db) == CONNECTION_OK)
-			break;
-		sleep_ms(100);
-	}
-	if (PQstatus(db) != CONNECTION_OK) {
-		fprintf(stderr, "cannot reconnect to the test database\n");
-		exit(1);
-	}
-	PQclear(PQexec(db, "SET wsync.triggers = off"));
+	t_db_back(db, "SET wsync.triggers = off");
 }
 
 static long long qint(const char *sql, const char *a, const char *b)
@@ -122,7 +81,7 @@ static long long qint(const char *sql, const char *a, const char *b)
 static long long poll_at_least(const char *sql, const char *a, const char *b, long long want,
                                int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms, v = -1;
+	long long until = t_now_ms() + timeout_ms, v = -1;
 	const char *p[2] = {a, b};
 	for (;;) {
 		PGresult *r;
@@ -131,18 +90,10 @@ static long long poll_at_least(const char *sql, const char *a, const char *b, lo
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) && !PQgetisnull(r, 0, 0))
 			v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
-		if (v >= want || now_ms() >= until)
+		if (v >= want || t_now_ms() >= until)
 			return v;
-		sleep_ms(20);
+		t_sleep_ms(20);
 	}
-}
-
-static int file_contains(const char *path, const char *needle)
-{
-	char *s = t_read_file(path);
-	int found = s && strstr(s, needle) != NULL;
-	free(s);
-	return found;
 }
 
 /* ---- wsyncd nodes ---------------------------------------------------------- */
@@ -229,53 +180,20 @@ static pid_t spawn(node *n)
 	return pid;
 }
 
-/* Exit status (code, or 128 + signal), -1 when still running after
- * timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	long long until = now_ms() + timeout_ms;
-	int status;
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		if (r < 0 && errno != EINTR)
-			return -2;
-		if (now_ms() >= until)
-			return -1;
-		sleep_ms(20);
-	}
-}
-
-static int running(pid_t pid)
-{
-	int status;
-	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
-}
-
 /* SIGTERM, then SIGKILL: no daemon outlives its case. */
 static int stop(node *n)
 {
 	int rc;
 	if (n->pid <= 0)
 		return -1;
-	kill(n->pid, SIGTERM);
-	rc = wait_exit(n->pid, 60000);
-	if (rc == -1) {
-		kill(n->pid, SIGKILL);
-		wait_exit(n->pid, 10000);
-	}
+	rc = t_stop(n->pid);
 	n->pid = 0;
 	return rc;
 }
 
 static void show_log(const node *n)
 {
-	char *s = t_read_file(n->log);
-	size_t len = strlen(s);
-	fprintf(stderr, "---- %s (last 6000 bytes) ----\n%s\n----\n", n->log,
-	        len > 6000 ? s + len - 6000 : s);
-	free(s);
+	t_show_tail(n->log, 6000);
 }
 
 static int run_cmd(char *const argv[])
@@ -464,9 +382,9 @@ static void test_kill9(unsigned seed)
 		long long done = poll_at_least(PROCESSED_SQL, "k9", NULL, targets[k - 1], 180000);
 		long long stranded;
 		int rc;
-		sleep_ms(rand() % 150);
+		t_sleep_ms(rand() % 150);
 		kill(n.pid, SIGKILL);
-		rc = wait_exit(n.pid, 10000);
+		rc = t_wait_exit(n.pid, 10000);
 		T_EQ_INT(rc, 128 + SIGKILL);
 		snprintf(kpid, sizeof kpid, "%d", (int)n.pid);
 		snprintf(k_s, sizeof k_s, "%d", k);
@@ -492,7 +410,7 @@ static void test_kill9(unsigned seed)
 	T_CHECK(cut >= KILLS - 2);
 	/* Drained by the last process. */
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, "k9", NULL, N, 180000), N);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 
 	/* 0 lost: every entry processed OK, every workout linked. */
@@ -530,7 +448,7 @@ static void test_kill9(unsigned seed)
 		 * the lease to run out would take up to lease_seconds plus the
 		 * wake-up. */
 		T_CHECK(took >= 0 && took <= LEASE * 1000);
-		T_CHECK(file_contains(n.log, "a wsyncd of this host that is gone"));
+		T_CHECK(t_file_contains(n.log, "a wsyncd of this host that is gone"));
 	}
 	if (failed())
 		show_log(&n);
@@ -580,10 +498,10 @@ static void test_pg_restart(unsigned seed)
 			T_EQ_INT(pg_ctl("restart"), 0);
 		} else {
 			T_EQ_INT(pg_ctl("stop"), 0);
-			sleep_ms(8000);
+			t_sleep_ms(8000);
 			T_EQ_INT(pg_ctl("start"), 0);
 		}
-		back_ms = now_ms();
+		back_ms = t_now_ms();
 		db_ok();
 		/* Resumed: the first outcome written after the server started,
 		 * on the server's own clock. */
@@ -596,13 +514,13 @@ static void test_pg_restart(unsigned seed)
 		                  "pgr", NULL);
 		printf("  %s %d at %lld of %d processed: outcomes written again %lld ms after the "
 		       "server started (test saw it back %lld ms ago)\n", how[i], i + 1, done, N,
-		       resumed_ms, now_ms() - back_ms);
+		       resumed_ms, t_now_ms() - back_ms);
 		T_CHECK(done < N);
 		T_CHECK(resumed_ms >= 0 && resumed_ms <= 3000);
-		T_CHECK(running(n.pid));
+		T_CHECK(t_running(n.pid));
 	}
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, "pgr", NULL, N, 180000), N);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 	T_EQ_INT(not_done("pgr"), 0);
 	T_EQ_INT(failed_entries("pgr"), 0);
@@ -627,10 +545,10 @@ static int run_until_processed(node *n, const char *entry, int max_runs)
 {
 	int crashes = 0;
 	for (int run = 0; run < max_runs; run++) {
-		long long until = now_ms() + 60000;
+		long long until = t_now_ms() + 60000;
 		spawn(n);
 		for (;;) {
-			int rc = wait_exit(n->pid, 100);
+			int rc = t_wait_exit(n->pid, 100);
 			if (rc >= 0) {
 				T_EQ_INT(rc, 128 + SIGSEGV);
 				n->pid = 0;
@@ -640,7 +558,7 @@ static int run_until_processed(node *n, const char *entry, int max_runs)
 			if (qint("SELECT count(*) FROM workout_sync_queue WHERE id = $1::uuid"
 			         " AND processed_at IS NOT NULL", entry, NULL) == 1)
 				return crashes;
-			if (now_ms() > until) {
+			if (t_now_ms() > until) {
 				t_fail(__FILE__, __LINE__, "neither crashed nor finished in 60 s");
 				return crashes;
 			}
@@ -685,11 +603,11 @@ static void crashloop(const char *tag, int workers)
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, prov, NULL, BEFORE + AFTER + 1, 60000),
 	         BEFORE + AFTER + 1);
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, mate, NULL, MATES, 60000), MATES);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 	printf("  %d call threads: %d crashes before the entry was abandoned\n", workers, crashes);
 	T_EQ_INT(crashes, 3);
-	T_CHECK(file_contains(n.log, "fatal signal 11 inside plugin scripted"));
+	T_CHECK(t_file_contains(n.log, "fatal signal 11 inside plugin scripted"));
 	/* That entry, and only it, failed: abandoned, naming the plugin, the
 	 * provider and the operation. */
 	msg = t_query_str(db, "SELECT error_type || ': ' || error_message FROM workout_sync_queue"
@@ -756,17 +674,17 @@ static void test_long_call(void)
 	make_creates("longcall", 1, 1, NULL);
 	w = t_query_str(db, "SELECT entity_id::text FROM workout_sync_queue WHERE provider ="
 	                    " 'longcall'", 0, NULL);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	spawn(&a);
 	spawn(&b);
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, "longcall", NULL, 1, 60000), 1);
-	took = now_ms() - t0;
+	took = t_now_ms() - t0;
 	printf("  processed after %lld ms\n", took);
 	T_CHECK(took >= 8000); /* the call really outlived the lease */
 	/* Both nodes stayed up and could claim all along. */
-	T_CHECK(running(a.pid));
-	T_CHECK(running(b.pid));
-	sleep_ms(1000);
+	T_CHECK(t_running(a.pid));
+	T_CHECK(t_running(b.pid));
+	t_sleep_ms(1000);
 	T_EQ_INT(stop(&a), 0);
 	T_EQ_INT(stop(&b), 0);
 	T_EQ_INT(not_done("longcall"), 0);
@@ -853,7 +771,7 @@ int main(int argc, char **argv)
 	}
 	fixture_dir = argv[2];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = now_ms();
+	started_ms = t_now_ms();
 	seed = seed_env && *seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
 	                             : (unsigned)time(NULL) ^ (unsigned)getpid();
 	sb = e2e_start(0);

@@ -51,25 +51,9 @@ static char plugin_dir[600];
 static long long started_ms;
 static int failures_before;
 
-/* ---- time, polling ------------------------------------------------------- */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static double secs_since(long long t0)
 {
-	return (double)(now_ms() - t0) / 1000.0;
+	return (double)(t_now_ms() - t0) / 1000.0;
 }
 
 static void begin(const char *what)
@@ -105,10 +89,10 @@ static pid_t watched;
 static long long poll_at_least(const char *sql, const char *a, const char *b, long long want,
                                int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms, v;
+	long long until = t_now_ms() + timeout_ms, v;
 	for (;;) {
 		v = qint(sql, a, b);
-		if (v >= want || now_ms() >= until)
+		if (v >= want || t_now_ms() >= until)
 			return v;
 		if (watched > 0 && !alive(watched)) {
 			t_fail(__FILE__, __LINE__, "wsyncd (pid %d) exited while the test waited",
@@ -116,27 +100,19 @@ static long long poll_at_least(const char *sql, const char *a, const char *b, lo
 			watched = 0;
 			return v;
 		}
-		sleep_ms(50);
+		t_sleep_ms(50);
 	}
-}
-
-static int file_contains(const char *path, const char *needle)
-{
-	char *s = t_read_file(path);
-	int found = s && strstr(s, needle) != NULL;
-	free(s);
-	return found;
 }
 
 /* Poll a file until it contains `needle`; 1 when it did within timeout_ms. */
 static int poll_file(const char *path, const char *needle, int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms;
-	while (!file_contains(path, needle))
-		if (now_ms() >= until)
+	long long until = t_now_ms() + timeout_ms;
+	while (!t_file_contains(path, needle))
+		if (t_now_ms() >= until)
 			return 0;
 		else
-			sleep_ms(100);
+			t_sleep_ms(100);
 	return 1;
 }
 
@@ -250,30 +226,6 @@ static pid_t spawn(node *n, const char *arg, const char *const *env)
 	return pid;
 }
 
-/* Exit status (code, or 128 + signal), -1 when still running after
- * timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	long long until = now_ms() + timeout_ms;
-	int status;
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		if (r < 0 && errno != EINTR)
-			return -2;
-		if (now_ms() >= until)
-			return -1;
-		sleep_ms(20);
-	}
-}
-
-static int running(pid_t pid)
-{
-	int status;
-	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
-}
-
 /* Running, without reaping it when it is not. */
 static int alive(pid_t pid)
 {
@@ -332,23 +284,14 @@ static int stop(node *n)
 		return -1;
 	if (watched == n->pid)
 		watched = 0;
-	kill(n->pid, SIGTERM);
-	rc = wait_exit(n->pid, 60000);
-	if (rc == -1) {
-		kill(n->pid, SIGKILL);
-		wait_exit(n->pid, 10000);
-	}
+	rc = t_stop(n->pid);
 	n->pid = 0;
 	return rc;
 }
 
 static void show_log(const node *n)
 {
-	char *s = t_read_file(n->log);
-	size_t len = strlen(s);
-	fprintf(stderr, "---- %s (last 8000 bytes) ----\n%s\n----\n", n->log,
-	        len > 8000 ? s + len - 8000 : s);
-	free(s);
+	t_show_tail(n->log, 8000);
 }
 
 /* ---- data ------------------------------------------------------------------ */
@@ -456,10 +399,10 @@ static long long baseline_ms(void)
 	make_workouts("base", "{wahoo_b,garmin_b,trainingpeaks_b}", USERS, WORKOUTS, SCHEDS,
 	              "answer=ok");
 	queue_creates("base", "{wahoo_b,garmin_b,trainingpeaks_b}", 0, 1);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	spawn(&n, NULL, NULL);
 	ok = poll_at_least(OK_SQL, "{wahoo_b,garmin_b,trainingpeaks_b}", NULL, expected, 300000);
-	t0 = now_ms() - t0;
+	t0 = t_now_ms() - t0;
 	T_EQ_INT(ok, expected);
 	T_EQ_INT(stop(&n), 0);
 	if (failed())
@@ -543,23 +486,23 @@ static void test_crash(void)
 	         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
 	         getenv("ASAN_OPTIONS") ? ":" : "");
 
-	t0 = now_ms();
+	t0 = t_now_ms();
 	spawn(&n, NULL, env);
 	/* The healthy three drain. */
 	ok = poll_at_least(OK_SQL, HEALTHY, NULL, expected, 300000);
-	healthy_ms = now_ms() - t0;
+	healthy_ms = t_now_ms() - t0;
 	crashes_during = count_in(n.log, CRASHED);
 	T_EQ_INT(ok, expected);
 	T_EQ_INT(failed_entries(HEALTHY), 0);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	/* stride: quarantined after its crashes (5 within 600 s by default,
 	 * with back-offs of 1, 2, 4, 8 s between them). */
 	quarantined_at = poll_at_least("SELECT count(*) FROM sync_provider_nodes WHERE provider ="
 	                               " 'stride' AND quarantined_at IS NOT NULL", NULL, NULL, 1,
 	                               120000);
-	q_ms = now_ms() - t0;
+	q_ms = t_now_ms() - t0;
 	T_EQ_INT(quarantined_at, 1);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	reason = qstr("SELECT quarantine_reason FROM sync_provider_nodes WHERE provider = 'stride'",
 	              NULL, NULL);
 	T_CONTAINS(reason, "quarantined: 5 crashes or hangs within 600 s");
@@ -628,9 +571,9 @@ static void test_crash(void)
 
 	/* While quarantined its entries wait: none is failed meanwhile. */
 	total = failed_entries("{stride}");
-	sleep_ms(3000);
+	t_sleep_ms(3000);
 	T_EQ_INT(failed_entries("{stride}"), total);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 
 	/* The operator fixes the cause (the workouts no longer script a
 	 * crash) and releases stride: its waiting entries go through. */
@@ -649,7 +592,7 @@ static void test_crash(void)
 		T_EQ_INT(rc, 0);
 		T_CONTAINS(out, "plugin quarantined:");
 		free(out);
-		t0 = now_ms();
+		t0 = t_now_ms();
 		out = ctl(&n, "plugins", "--release", "stride", &rc);
 		T_EQ_INT(rc, 0);
 		T_CONTAINS(out, "released stride on 1 node");
@@ -661,14 +604,14 @@ static void test_crash(void)
 	T_CHECK(poll_file(n.log, "provider stride: released by the operator", 15000));
 	printf("  released: logged after %.1f s\n", secs_since(t0));
 	T_EQ_INT(poll_at_least(OK_SQL, "{stride}", NULL, pending, 180000), pending);
-	released_ms = now_ms() - t0;
+	released_ms = t_now_ms() - t0;
 	printf("  after the release: %d waiting stride entries processed OK in %.1f s\n", pending,
 	       (double)released_ms / 1000.0);
 	/* Soon, not after the deferral of a quarantined call (it was 60 s). */
 	T_CHECK(released_ms <= 30000);
 	T_EQ_INT(qint("SELECT count(*) FROM sync_provider_nodes WHERE provider = 'stride'"
 	              " AND quarantined_at IS NOT NULL", NULL, NULL), 0);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	bad = failed_entries(HEALTHY);
 	T_EQ_INT(bad, 0);
 	T_EQ_INT(stop(&n), 0);
@@ -700,7 +643,7 @@ static void test_hang(void)
 	T_EQ_INT(poll_at_least("SELECT count(*) FROM workout_sync_queue WHERE provider = 'spin'"
 	                       " AND processed_at IS NOT NULL", NULL, NULL, 1, 120000), 1);
 	T_EQ_INT(poll_at_least(OK_SQL, "{flow}", NULL, FLOW, 180000), FLOW);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	msg = qstr("SELECT error_type || ': ' || error_message FROM workout_sync_queue"
 	           " WHERE provider = 'spin'", NULL, NULL);
 	T_CONTAINS(msg, "unexpected_error: ");
@@ -726,7 +669,7 @@ static void test_hang(void)
 	printf("  spin: cut off after %lld ms: %s\n", took, msg);
 	printf("  flow: %d of %d processed OK, %lld of them while the spinning call was held\n",
 	       FLOW, FLOW, during);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 	if (failed())
 		show_log(&n);
@@ -830,7 +773,7 @@ static void test_snoop(void)
 	/* The plugin's process, for its command line and environment as the
 	 * parent started it. */
 	cmdline = environ_ = NULL;
-	for (long long until = now_ms() + 60000; !environ_ && now_ms() < until; sleep_ms(20)) {
+	for (long long until = t_now_ms() + 60000; !environ_ && t_now_ms() < until; t_sleep_ms(20)) {
 		char path[100];
 		/* The instance's process, not the short-lived one that probed the
 		 * file first ("--plugin-host probe"). */
@@ -846,7 +789,7 @@ static void test_snoop(void)
 		snprintf(path, sizeof path, "/proc/%d/environ", (int)child);
 		environ_ = read_proc(path);
 	}
-	rc = wait_exit(n.pid, 120000);
+	rc = t_wait_exit(n.pid, 120000);
 	chmod(pghost, st.st_mode & 07777);
 	T_EQ_INT(rc, 0);
 	for (int i = 1; i <= 2; i++) {
@@ -992,7 +935,7 @@ static void test_frozen(void)
 	make_workouts("frozen", "{frozen}", 1, 1, 0, "frozen");
 	queue_creates("frozen", "{frozen}", 0, 0);
 	spawn(&n, "--once", NULL);
-	rc = wait_exit(n.pid, 120000);
+	rc = t_wait_exit(n.pid, 120000);
 	T_EQ_INT(rc, 0);
 	id = qstr("SELECT id::text FROM t_work WHERE tag = 'frozen'", NULL, NULL);
 	state = e2e_queue_state(sb, id, "frozen");
@@ -1004,8 +947,8 @@ static void test_frozen(void)
 		T_EQ_STR(link, want);
 	}
 	/* It ran in a child: the plugin's own log line came through. */
-	T_CHECK(file_contains(n.log, "frozen init: host"));
-	T_CHECK(file_contains(n.log, "frozen workout frozen 1"));
+	T_CHECK(t_file_contains(n.log, "frozen init: host"));
+	T_CHECK(t_file_contains(n.log, "frozen workout frozen 1"));
 	printf("  frozen_v1: entry %s, link %s\n", state, link ? link : "(none)");
 	if (failed())
 		show_log(&n);
@@ -1027,7 +970,7 @@ int main(int argc, char **argv)
 	}
 	fixture_dir = argv[4];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = now_ms();
+	started_ms = t_now_ms();
 	sb = e2e_start(0);
 	db = sb->db;
 	t_exec(db, "SET wsync.triggers = off", 0, NULL); /* the tests queue the rows */

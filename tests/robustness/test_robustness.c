@@ -45,14 +45,12 @@ static char *tmp;
 static long long started_ms;
 static int failures_before;
 
-static long long now_ms(void);
-
 /* Announce a case, with the time since the start (a failure's log shows
  * where the time went). */
 static void begin(const char *what)
 {
 	failures_before = t_failures;
-	printf("[%6.1f s] %s\n", (double)(now_ms() - started_ms) / 1000.0, what);
+	printf("[%6.1f s] %s\n", (double)(t_now_ms() - started_ms) / 1000.0, what);
 	fflush(stdout);
 }
 
@@ -60,28 +58,6 @@ static void begin(const char *what)
 static int failed(void)
 {
 	return t_failures > failures_before;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static int file_contains(const char *path, const char *needle)
-{
-	char *s = t_read_file(path);
-	int found = s && strstr(s, needle) != NULL;
-	free(s);
-	return found;
 }
 
 static void copy_file(const char *from, const char *to, unsigned mode)
@@ -104,35 +80,10 @@ static void copy_file(const char *from, const char *to, unsigned mode)
 	rename(tmpname, to); /* appears whole */
 }
 
-static int db_alive(void)
-{
-	PGresult *r;
-	int ok;
-	if (PQstatus(db) != CONNECTION_OK)
-		return 0;
-	r = PQexec(db, "SELECT 1");
-	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-	PQclear(r);
-	return ok;
-}
-
-/* After a server restart: reconnect the test's own session. */
+/* The test's own session, back after a server restart. */
 static void db_ok(void)
 {
-	long long until = now_ms() + 60000;
-	if (db_alive())
-		return;
-	while (now_ms() < until) {
-		PQreset(db);
-		if (PQstatus(db) == CONNECTION_OK)
-			break;
-		sleep_ms(200);
-	}
-	if (PQstatus(db) != CONNECTION_OK) {
-		fprintf(stderr, "cannot reconnect to the test database\n");
-		exit(1);
-	}
-	PQclear(PQexec(db, "SET wsync.triggers = off"));
+	t_db_back(db, "SET wsync.triggers = off");
 }
 
 static long long qint(const char *sql, const char *a, const char *b)
@@ -146,7 +97,7 @@ static long long qint(const char *sql, const char *a, const char *b)
 static long long poll_at_least(const char *sql, const char *a, const char *b, long long want,
                                int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms, v = -1;
+	long long until = t_now_ms() + timeout_ms, v = -1;
 	const char *p[2] = {a, b};
 	for (;;) {
 		PGresult *r;
@@ -155,9 +106,9 @@ static long long poll_at_least(const char *sql, const char *a, const char *b, lo
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) && !PQgetisnull(r, 0, 0))
 			v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
-		if (v >= want || now_ms() >= until)
+		if (v >= want || t_now_ms() >= until)
 			return v;
-		sleep_ms(50);
+		t_sleep_ms(50);
 	}
 }
 
@@ -252,43 +203,13 @@ static pid_t spawn(node *n, int once)
 	return pid;
 }
 
-/* Exit status (code, or 128 + signal), or -1 when still running after
- * timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	long long until = now_ms() + timeout_ms;
-	int status;
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		if (r < 0 && errno != EINTR)
-			return -2;
-		if (now_ms() >= until)
-			return -1;
-		sleep_ms(20);
-	}
-}
-
-static int running(pid_t pid)
-{
-	int status;
-	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
-}
-
 /* SIGTERM, then SIGKILL if it does not stop: no daemon outlives its test. */
 static int stop(node *n)
 {
 	int rc;
 	if (n->pid <= 0)
 		return -1;
-	kill(n->pid, SIGTERM);
-	rc = wait_exit(n->pid, 60000);
-	if (rc == -1) {
-		kill(n->pid, SIGKILL);
-		rc = wait_exit(n->pid, 10000);
-		rc = rc >= 0 ? -1 : rc;
-	}
+	rc = t_stop(n->pid);
 	n->pid = 0;
 	return rc;
 }
@@ -297,10 +218,10 @@ static int stop(node *n)
 static int run_once(node *n)
 {
 	pid_t pid = spawn(n, 1);
-	int rc = wait_exit(pid, 120000);
+	int rc = t_wait_exit(pid, 120000);
 	if (rc == -1) {
 		kill(pid, SIGKILL);
-		wait_exit(pid, 10000);
+		t_wait_exit(pid, 10000);
 	}
 	n->pid = 0;
 	return rc;
@@ -308,11 +229,7 @@ static int run_once(node *n)
 
 static void show_log(const node *n)
 {
-	char *s = t_read_file(n->log);
-	size_t len = strlen(s);
-	fprintf(stderr, "---- %s (last 4000 bytes) ----\n%s\n----\n", n->log,
-	        len > 4000 ? s + len - 4000 : s);
-	free(s);
+	t_show_tail(n->log, 4000);
 }
 
 /* Run a command (argv[0] looked up in PATH); returns its exit status. */
@@ -417,7 +334,7 @@ static void test_kill9(void)
 	/* Mid-drain: a good part done, most still to do. */
 	T_CHECK(poll_at_least(PROCESSED_SQL, "kill9", NULL, 40, 60000) >= 40);
 	kill(n.pid, SIGKILL);
-	T_EQ_INT(wait_exit(n.pid, 10000), 128 + SIGKILL);
+	T_EQ_INT(t_wait_exit(n.pid, 10000), 128 + SIGKILL);
 	n.pid = 0;
 
 	t_exec(db, "CREATE TABLE t_done_at_kill AS SELECT entity_id::text AS entity"
@@ -514,7 +431,7 @@ static void test_pg_restart(void)
 	/* It finishes: entries in flight at the restart are given back on
 	 * reconnect, not left to wait out the 300 s lease. */
 	T_EQ_INT(poll_at_least(PROCESSED_SQL, "pgrestart", NULL, N, 120000), N);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(not_done("pgrestart"), 0);
 	T_EQ_INT(qint("SELECT count(*) FROM workout_sync_queue WHERE provider = 'pgrestart'"
 	              " AND locked_until > now()", NULL, NULL), 0);
@@ -583,14 +500,14 @@ static void test_sighup(void)
 	                       NULL, 1, 30000), 1);
 	u_late = new_user("late");
 	{
-		long long t0 = now_ms();
+		long long t0 = t_now_ms();
 		w = enqueue_one("late", u_late);
 		T_EQ_INT(poll_at_least(ENTITY_DONE_SQL, w, "late", 1, 30000), 1);
-		printf("  new plugin's entry processed %lld ms after enqueue\n", now_ms() - t0);
-		T_CHECK(file_contains(n.calls, w));
+		printf("  new plugin's entry processed %lld ms after enqueue\n", t_now_ms() - t0);
+		T_CHECK(t_file_contains(n.calls, w));
 		free(w);
 	}
-	T_CHECK(file_contains(n.log, "SIGHUP: reloading"));
+	T_CHECK(t_file_contains(n.log, "SIGHUP: reloading"));
 
 	/* A broken INI: refused, the running configuration stays. */
 	{
@@ -601,13 +518,13 @@ static void test_sighup(void)
 		kill(n.pid, SIGHUP);
 	}
 	{
-		long long until = now_ms() + 30000;
-		while (!file_contains(n.log, "reload refused") && now_ms() < until)
-			sleep_ms(50);
+		long long until = t_now_ms() + 30000;
+		while (!t_file_contains(n.log, "reload refused") && t_now_ms() < until)
+			t_sleep_ms(50);
 	}
-	T_CHECK(file_contains(n.log, "reload refused, keeping the running configuration"));
-	T_CHECK(file_contains(n.log, "rate_limit_per_minute = 'lots'"));
-	T_CHECK(running(n.pid));
+	T_CHECK(t_file_contains(n.log, "reload refused, keeping the running configuration"));
+	T_CHECK(t_file_contains(n.log, "rate_limit_per_minute = 'lots'"));
+	T_CHECK(t_running(n.pid));
 	w = enqueue_one("late", u_late);
 	T_EQ_INT(poll_at_least(ENTITY_DONE_SQL, w, "late", 1, 30000), 1);
 	free(w);
@@ -626,10 +543,10 @@ static void test_sighup(void)
 /* Wait until the node's log contains `needle`. */
 static int log_wait(const node *n, const char *needle)
 {
-	long long until = now_ms() + 30000;
-	while (!file_contains(n->log, needle) && now_ms() < until)
-		sleep_ms(50);
-	return file_contains(n->log, needle);
+	long long until = t_now_ms() + 30000;
+	while (!t_file_contains(n->log, needle) && t_now_ms() < until)
+		t_sleep_ms(50);
+	return t_file_contains(n->log, needle);
 }
 
 static const char ENABLED_SQL[] =
@@ -689,7 +606,7 @@ static void test_lifecycle_hup(void)
 	write_instance(&n, "lcgone", "scripted", NULL);
 	kill(n.pid, SIGHUP);
 	T_EQ_INT(poll_at_least(ENABLED_SQL, "lcgone", NULL, 1, 30000), 1);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 	if (failed())
 		show_log(&n);
@@ -712,12 +629,12 @@ static void test_sigterm(void)
 	snprintf(pid, sizeof pid, "%d", (int)n.pid);
 	T_CHECK(poll_at_least(PROCESSED_SQL, "sigterm", NULL, 10, 60000) >= 10);
 	kill(n.pid, SIGTERM);
-	rc = wait_exit(n.pid, 60000);
+	rc = t_wait_exit(n.pid, 60000);
 	T_EQ_INT(rc, 0);
 	if (rc == -1)
-		kill(n.pid, SIGKILL), wait_exit(n.pid, 10000);
+		kill(n.pid, SIGKILL), t_wait_exit(n.pid, 10000);
 	n.pid = 0;
-	T_CHECK(file_contains(n.log, "wsyncd stopped"));
+	T_CHECK(t_file_contains(n.log, "wsyncd stopped"));
 
 	/* Nothing left leased, to the dead process or at all. */
 	T_EQ_INT(qint("SELECT count(*) FROM workout_sync_queue WHERE locked_by LIKE '%:' || $1"
@@ -768,29 +685,29 @@ static void test_listen(void)
 	free(w);
 	/* Wait until the daemon is idle: its workers + listener connected and
 	 * idle for a while (the listener in poll() after LISTEN). */
-	until = now_ms() + 30000;
-	while (now_ms() < until) {
+	until = t_now_ms() + 30000;
+	while (t_now_ms() < until) {
 		long long idle = qint("SELECT count(*) FROM pg_stat_activity WHERE application_name"
 		                      " = 'wsync-listen-test' AND state = 'idle'", NULL, NULL);
 		if (idle == n.workers + 1) {
 			if (idle_since < 0)
-				idle_since = now_ms();
-			else if (now_ms() - idle_since >= 300)
+				idle_since = t_now_ms();
+			else if (t_now_ms() - idle_since >= 300)
 				break;
 		} else {
 			idle_since = -1;
 		}
-		sleep_ms(50);
+		t_sleep_ms(50);
 	}
-	if (now_ms() >= until)
+	if (t_now_ms() >= until)
 		printf("  (the daemon never looked idle for 300 ms; going on)\n");
-	t0 = now_ms();
+	t0 = t_now_ms();
 	w = enqueue_one("listen", u);
 	T_EQ_INT(poll_at_least(ENTITY_DONE_SQL, w, "listen", 1, 3000), 1);
-	waited = now_ms() - t0;
+	waited = t_now_ms() - t0;
 	printf("  picked up and processed %lld ms after wsync_enqueue\n", waited);
 	T_CHECK(waited <= 3000);
-	T_CHECK(running(n.pid));
+	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
 	if (failed())
 		show_log(&n);
@@ -848,7 +765,7 @@ static void test_crash(void)
 	T_CONTAINS(msg, "unexpected_error: abandoned");
 	free(msg);
 	T_EQ_INT(qint("SELECT retry_count FROM workout_sync_queue WHERE id = $1", q, NULL), 0);
-	T_CHECK(!file_contains(n.calls, w)); /* it never got as far as a call */
+	T_CHECK(!t_file_contains(n.calls, w)); /* it never got as far as a call */
 	if (failed())
 		show_log(&n);
 	free(q), free(w), free(u);
@@ -875,8 +792,8 @@ static void test_two_nodes(void)
 	make_entries("shared", N, "answer=ok"); /* one user */
 	spawn(&a, 1);
 	spawn(&b, 1);
-	ra = wait_exit(a.pid, 120000);
-	rb = wait_exit(b.pid, 120000);
+	ra = t_wait_exit(a.pid, 120000);
+	rb = t_wait_exit(b.pid, 120000);
 	T_EQ_INT(ra, 0);
 	T_EQ_INT(rb, 0);
 	/* Exactly LIMIT calls between the two nodes (per node it would be
@@ -915,7 +832,7 @@ int main(int argc, char **argv)
 	fixture_dir = argv[2];
 	example_so = argv[3];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = now_ms();
+	started_ms = t_now_ms();
 	db = t_db();
 	t_migrate(db);
 	/* We write queue rows ourselves (wsync_enqueue where NOTIFY matters). */
