@@ -76,6 +76,8 @@ Environment (defaults in brackets):
   CLAIM_ENTRIES [10000], CLAIM_HISTORY [1000000]   for bench/drain.sh
   WSYNC_PORT [18932], PROVIDER_PORT (peers) [18931]
   KEEP_TMP=1       keep the temp dir (cluster, logs)
+  PG_EXTRA_OPTS    more postgres -c options for wsync's cluster (e.g. to load
+                   pg_stat_statements while profiling); not for figures you compare
   and the wsync knobs at the top of this script (WSYNC_ENGINE_FOR_CONCURRENCY,
   WSYNC_ENGINE_EXTRA, WSYNC_PLUGINS_EXTRA='isolate = false' for plugins inside wsyncd).
 
@@ -234,7 +236,7 @@ fi
 # ---------------------------------------------------------------- wsync's cluster (WORKLOAD.md settings)
 log "initdb + start PostgreSQL for wsync in $TMP"
 runuser -u postgres -- "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log"
-PG_OPTS="-c listen_addresses='' -k $SOCK -c max_connections=100 -c shared_buffers=256MB"
+PG_OPTS="-c listen_addresses='' -k $SOCK -c max_connections=100 -c shared_buffers=256MB ${PG_EXTRA_OPTS:-}"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DATA" -l "$TMP/pglog/postgres.log" -w -t 30 -o "$PG_OPTS" start >/dev/null
 PG_STARTED=1
 V_PG_SERVER=$("$PSQL_BIN" -X -At -h "$SOCK" -U postgres -d postgres -c 'SHOW server_version')

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-dev
       libpq-dev libcurl4-openssl-dev libjson-c-dev uuid-dev
       libmicrohttpd-dev postgresql openssl ca-certificates util-linux curl
-      libsystemd-dev systemd scdoc
+      systemd scdoc
       debhelper dpkg-dev fakeroot lintian python3-prometheus-client)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -59,26 +59,38 @@ void wsync_engine_sleep(wsync_engine *e, int s)
 	}
 }
 
+PGconn *wsync_engine_open(wsync_engine *e, int store_flags, char *why, size_t why_len)
+{
+	PGconn *c = PQconnectdb(e->conninfo);
+	if (PQstatus(c) == CONNECTION_OK && wsync_store_prepare(c, store_flags) == 0)
+		return c;
+	if (why)
+		snprintf(why, why_len, "%s%.*s",
+		         PQstatus(c) == CONNECTION_OK ? "the store's statements were refused "
+		                                        "(is the schema migrated? `wsyncctl migrate`): "
+		                                      : "",
+		         (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+	PQfinish(c);
+	return NULL;
+}
+
 /* Connect, retrying every second unless running once: work (and outcomes
  * held in memory) must resume within seconds of the database coming back.
  * A long outage is logged once a minute, not every second. */
-PGconn *wsync_engine_connect(wsync_engine *e, const char *who)
+PGconn *wsync_engine_connect(wsync_engine *e, const char *who, int store_flags)
 {
 	for (int tries = 0; !atomic_load(&e->stopping); tries++) {
-		PGconn *c = PQconnectdb(e->conninfo);
 		char line[512];
-		if (PQstatus(c) == CONNECTION_OK) {
+		PGconn *c = wsync_engine_open(e, store_flags, line, sizeof line);
+		if (c) {
 			if (tries)
 				wsync_info("%s: connected to the database again", who);
 			return c;
 		}
-		snprintf(line, sizeof line, "%.*s", (int)strcspn(PQerrorMessage(c), "\n"),
-		         PQerrorMessage(c));
 		if (tries % 60 == 0)
 			wsync_error("%s: cannot connect to the database: %s%s", who, line,
 			            e->once ? "" : "; retrying every second");
 		wsync_notify_status("waiting for the database: %s", line);
-		PQfinish(c);
 		if (e->once) {
 			atomic_store(&e->db_failed, 1);
 			return NULL;
@@ -295,7 +307,7 @@ static void supervise(wsync_engine *e)
 		char buf[64];
 		if (!db || PQstatus(db) != CONNECTION_OK) {
 			PQfinish(db);
-			db = wsync_engine_connect(e, "listener");
+			db = wsync_engine_connect(e, "listener", 0);
 			if (!db)
 				break;
 			if (e->cfg->listen)
@@ -421,7 +433,7 @@ int wsync_engine_run(wsync_engine *e, int once)
 		return 2;
 	}
 	wsync_notify_status("connecting to the database");
-	db = calls ? wsync_engine_connect(e, "wsyncd") : NULL;
+	db = calls ? wsync_engine_connect(e, "wsyncd", 0) : NULL;
 	if (!db) {
 		free(calls);
 		return 1;

@@ -87,7 +87,13 @@ void *wsync_flow_writer(void *engine);
 void *wsync_flow_heartbeat(void *engine);
 
 /* engine.c */
-PGconn *wsync_engine_connect(wsync_engine *e, const char *who);
+/* A connection with the store's statements prepared (store.h,
+ * wsync_store_prepare and its flags), or NULL with the reason in why (may
+ * be NULL). */
+PGconn *wsync_engine_open(wsync_engine *e, int store_flags, char *why, size_t why_len);
+/* The same, retrying every second (logged once a minute) until it works
+ * or the engine stops; NULL then, or at once when running --once. */
+PGconn *wsync_engine_connect(wsync_engine *e, const char *who, int store_flags);
 void wsync_engine_sleep(wsync_engine *e, int seconds);
 
 #endif

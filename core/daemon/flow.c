@@ -27,6 +27,9 @@
 /* Each call thread's signal stack (see wsync_flow_call). */
 #define ALT_STACK_SIZE (64 * 1024)
 
+/* The starter's session: intents commit asynchronously, by key. */
+#define STARTER_SESSION (WSYNC_STORE_ASYNC_COMMIT | WSYNC_STORE_GENERIC_PLANS)
+
 /* Most jobs whose intents one statement records. */
 #define MAX_START 256
 
@@ -404,7 +407,8 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
  * claims this process made but does not hold (their answer was lost with
  * the connection).  Only the claimer: it alone claims, so nothing it is
  * about to hold can be given back under it. */
-static PGconn *store_reconnect(wsync_engine *e, PGconn *db, const char *who, int give_back)
+static PGconn *store_reconnect(wsync_engine *e, PGconn *db, const char *who, int give_back,
+                               int store_flags)
 {
 	char *held;
 	int n;
@@ -414,7 +418,7 @@ static PGconn *store_reconnect(wsync_engine *e, PGconn *db, const char *who, int
 	if (!e->once)
 		wsync_engine_sleep(e, 1);
 	wsync_metrics_set_ready(e->metrics, 0, 1);
-	if (!(db = wsync_engine_connect(e, who)))
+	if (!(db = wsync_engine_connect(e, who, store_flags)))
 		return NULL;
 	wsync_metrics_db_reconnect(e->metrics);
 	wsync_metrics_set_ready(e->metrics, 1, 1);
@@ -478,7 +482,7 @@ static void timed_wait(wsync_engine *e, pthread_cond_t *cv)
 void *wsync_flow_claimer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_connect(e, "claimer");
+	PGconn *db = wsync_engine_connect(e, "claimer", 0);
 	unsigned long seen_gen = 0, seen_commit = 0;
 	int exhausted = 0;
 
@@ -506,7 +510,7 @@ void *wsync_flow_claimer(void *p)
 		seen_commit = e->committed;
 		pthread_mutex_unlock(&e->mu);
 		if ((got = claim_batch(e, db, &limit)) < 0) {
-			db = store_reconnect(e, db, "claimer", 1);
+			db = store_reconnect(e, db, "claimer", 1, 0);
 			continue;
 		}
 		if (got < limit)
@@ -534,7 +538,7 @@ void *wsync_flow_claimer(void *p)
 void *wsync_flow_starter(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_connect(e, "starter");
+	PGconn *db = wsync_engine_connect(e, "starter", STARTER_SESSION);
 
 	while (db) {
 		wsync_job *start[MAX_START];
@@ -552,7 +556,7 @@ void *wsync_flow_starter(void *p)
 		}
 		pthread_mutex_unlock(&e->mu);
 		if (start_jobs(e, db, start, n_start) < 0)
-			db = store_reconnect(e, db, "starter", 0);
+			db = store_reconnect(e, db, "starter", 0, STARTER_SESSION);
 	}
 	pthread_mutex_lock(&e->mu); /* the claimer may still be adding jobs */
 	while (!e->claimer_done)
@@ -668,11 +672,7 @@ static int write_until_done(wsync_engine *e, PGconn **db, wsync_job **jobs, size
 			if (atomic_load(&e->stopping) && stop_tries++ >= 10)
 				return -1;
 			sleep(1);
-			*db = PQconnectdb(e->conninfo);
-			if (PQstatus(*db) != CONNECTION_OK) {
-				PQfinish(*db);
-				*db = NULL;
-			}
+			*db = wsync_engine_open(e, WSYNC_STORE_GENERIC_PLANS, NULL, 0);
 		}
 		wsync_info("writer: connected to the database again");
 		wsync_metrics_db_reconnect(e->metrics);
@@ -710,7 +710,7 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 void *wsync_flow_writer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = PQconnectdb(e->conninfo);
+	PGconn *db = wsync_engine_open(e, WSYNC_STORE_GENERIC_PLANS, NULL, 0); /* NULL: write_until_done connects */
 	wsync_job **jobs = NULL;
 	size_t cap = 0;
 
@@ -767,7 +767,7 @@ void *wsync_flow_heartbeat(void *p)
 		lease = e->cfg->lease_seconds;
 		if (ids && leases && (!db || PQstatus(db) != CONNECTION_OK)) {
 			PQfinish(db);
-			db = PQconnectdb(e->conninfo);
+			db = wsync_engine_open(e, 0, NULL, 0);
 		}
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (ids && leases && PQstatus(db) == CONNECTION_OK &&

@@ -3,8 +3,8 @@
  * RELOADING, STOPPING, STATUS lines and watchdog pings.
  *
  * Every call is a no-op when NOTIFY_SOCKET is unset (not started by
- * systemd) or when wsyncd was built without libsystemd (meson option
- * -Dsystemd=disabled, or libsystemd-dev missing).  None of these functions
+ * systemd) or when wsyncd was built with -Dsystemd=disabled.  The protocol
+ * is implemented in notify.c: no libsystemd.  None of these functions
  * is async-signal-safe: call them from ordinary code only.
  */
 #ifndef WSYNC_NOTIFY_H

@@ -120,6 +120,12 @@ static void utf8_clean(char *s)
 
 /* ---- statements ------------------------------------------------------------ */
 
+/* The hot path's statements, prepared on each connection (see STMTS). */
+enum stmt_id { ST_CLAIM, ST_START, ST_OUTCOME, ST_LINK_SET, ST_LINK_DROP, ST_RESYNC,
+               ST_RECONNECT, ST_RATE_GRANT, ST_EXTEND, ST_COUNT };
+
+static PGresult *run(PGconn *db, enum stmt_id id, int n, const char *const *p);
+
 static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, int tuples)
 {
 	PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
@@ -155,7 +161,7 @@ static int exec_count(PGconn *db, const char *sql, int n, const char *const *p)
  * started (wsync_call_start), so batch-mates of a crashing entry lose
  * nothing.
  */
-static const char CLAIM_SQL[] =
+static const char CLAIM_PICK_SQL[] =
 	/* The first due rows in queue order, read along the claim index
 	 * whatever the statistics say (a queue's are always stale), with the
 	 * columns the conditions need: those run on these few rows only, and
@@ -206,8 +212,12 @@ static const char CLAIM_SQL[] =
 	"  WHERE q.processed_at IS NULL"
 	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
 	"  ORDER BY pick.next_retry_at, pick.seq"
-	"  FOR NO KEY UPDATE OF q SKIP LOCKED),"
-" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
+	"  FOR NO KEY UPDATE OF q SKIP LOCKED),";
+
+/* The second half of the claim: lease the rows c locked, and load what
+ * their calls need. */
+static const char CLAIM_LOAD_SQL[] =
+	" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
 	"   locked_until = now() + make_interval(secs => $4::int),"
 	"   lease_token = nextval('workout_sync_lease_seq'), updated_at = now()"
 	" FROM c WHERE q.id = c.id"
@@ -223,17 +233,28 @@ static const char CLAIM_SQL[] =
 	"   t.user_id IS NOT NULL, t.access_token, t.refresh_token,"                          /* 26-28 */
 	"   floor(extract(epoch FROM t.expires_at))::bigint,"                                  /* 29 */
 	"   t.upload_workouts_enabled, t.needs_reconnect"                                      /* 30-31 */
+	/* Each row is fetched through its key, one index probe per entry:
+	 * OFFSET 0 keeps the planner from turning these into hash joins that
+	 * read whole tables (workouts, links) for a batch of a hundred rows. */
 	" FROM u"
-	" LEFT JOIN workouts_scheduled s ON u.entity_type = 'workout_scheduled' AND s.id = u.entity_id"
-	" LEFT JOIN workouts w ON w.id = CASE WHEN u.entity_type = 'workout' THEN u.entity_id"
-	"                                     ELSE s.workout_id END"
-	" LEFT JOIN workout_sync_links wl ON wl.provider = u.provider AND wl.entity_type = 'workout'"
+	" LEFT JOIN LATERAL (SELECT s.id, s.workout_id, s.scheduled_date, s.scheduled_time"
+	"   FROM workouts_scheduled s WHERE u.entity_type = 'workout_scheduled'"
+	"   AND s.id = u.entity_id OFFSET 0) s ON true"
+	" LEFT JOIN LATERAL (SELECT w.id, w.user_id, w.name, w.description, w.sport,"
+	"   w.workout_text, w.updated_at FROM workouts w"
+	"   WHERE w.id = CASE WHEN u.entity_type = 'workout' THEN u.entity_id"
+	"                     ELSE s.workout_id END OFFSET 0) w ON true"
+	" LEFT JOIN LATERAL (SELECT wl.provider_entity_id FROM workout_sync_links wl"
+	"   WHERE wl.provider = u.provider AND wl.entity_type = 'workout'"
 	"   AND wl.entity_id = CASE WHEN u.entity_type = 'workout' THEN u.entity_id"
-	"                           ELSE s.workout_id END"
-	" LEFT JOIN workout_sync_links sl ON u.entity_type = 'workout_scheduled'"
-	"   AND sl.provider = u.provider AND sl.entity_type = 'workout_scheduled'"
-	"   AND sl.entity_id = u.entity_id"
-	" LEFT JOIN provider_tokens t ON t.user_id = u.user_id AND t.provider = u.provider"
+	"                           ELSE s.workout_id END OFFSET 0) wl ON true"
+	" LEFT JOIN LATERAL (SELECT sl.provider_entity_id FROM workout_sync_links sl"
+	"   WHERE u.entity_type = 'workout_scheduled' AND sl.provider = u.provider"
+	"   AND sl.entity_type = 'workout_scheduled' AND sl.entity_id = u.entity_id"
+	"   OFFSET 0) sl ON true"
+	" LEFT JOIN LATERAL (SELECT t.user_id, t.access_token, t.refresh_token, t.expires_at,"
+	"   t.upload_workouts_enabled, t.needs_reconnect FROM provider_tokens t"
+	"   WHERE t.user_id = u.user_id AND t.provider = u.provider OFFSET 0) t ON true"
 	" ORDER BY u.seq";
 
 /* Postgres array literal of provider names (names are [a-z0-9_-] only). */
@@ -365,7 +386,7 @@ int wsync_store_claim(PGconn *db, const char *worker, const char *const *provide
 	/* Held rows are leased (cand skips them) unless a lease ran out in an
 	 * outage; rows blocked behind another entry are rare. */
 	snprintf(window, sizeof window, "%zu", (size_t)limit + n_held / 4 + 32);
-	r = PQexecParams(db, CLAIM_SQL, 6, NULL, params, NULL, NULL, 0);
+	r = run(db, ST_CLAIM, 6, params);
 	free(arr);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
@@ -413,8 +434,7 @@ int wsync_store_start_calls(PGconn *db, wsync_job *const *jobs, size_t n, int *s
 		return 0;
 	if (id_lease_arrays(&a, jobs, n) == 0) {
 		const char *p[2] = {a.col[0].s, a.col[1].s};
-		r = PQexecParams(db, "SELECT id::text FROM wsync_call_start($1::uuid[], $2::bigint[])"
-		                 " AS id", 2, NULL, p, NULL, NULL, 0);
+		r = run(db, ST_START, 2, p);
 	}
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 		for (int k = 0; k < PQntuples(r); k++)
@@ -473,6 +493,96 @@ static const char RECONNECT_SQL[] =
 	" FROM unnest($1::uuid[], $2::text[]) AS l(user_id, provider)"
 	" WHERE t.user_id = l.user_id AND t.provider = l.provider AND NOT t.needs_reconnect";
 
+/* Intents, on the starter's connection, whose commits are asynchronous
+ * (wsync_store_prepare): they survive wsyncd dying, which is what they are
+ * for.  The same statement as wsync_call_start() (migration 0005), without
+ * a function call per batch. */
+static const char START_SQL[] =
+	"UPDATE workout_sync_queue q"
+	"   SET intent_at = now(), attempts = q.attempts + 1,"
+	"       last_attempt_at = now(), updated_at = now()"
+	"  FROM unnest($1::uuid[], $2::bigint[]) AS i(id, lease)"
+	" WHERE q.id = i.id AND q.lease_token = i.lease AND q.processed_at IS NULL"
+	" RETURNING q.id::text";
+
+/* Every per-user window in the arrays of 0009, none as the old per-minute
+ * argument. */
+static const char RATE_GRANT_SQL[] =
+	"SELECT user_id::text, granted FROM wsync_rate_grant($1,"
+	" $2::uuid[], $3::int[], 0, $4::int[], $5::int[], $6::int[], $7::int[])";
+
+static const char EXTEND_SQL[] =
+	"SELECT wsync_lease_extend($1::uuid[], $2::bigint[], $3::int)";
+
+/* ---- prepared statements ---------------------------------------------------- */
+
+/* The hot path's statements, prepared once per connection
+ * (wsync_store_prepare): each batch then costs no parse and, once
+ * PostgreSQL has settled on a generic plan, no planning. */
+static const struct stmt_def {
+	const char *name;
+	const char *sql[2]; /* concatenated (a C string literal has a length limit) */
+} STMTS[ST_COUNT] = {
+	[ST_CLAIM] = {"wsync_claim", {CLAIM_PICK_SQL, CLAIM_LOAD_SQL}},
+	[ST_START] = {"wsync_start", {START_SQL, ""}},
+	[ST_OUTCOME] = {"wsync_outcome", {OUTCOME_SQL, ""}},
+	[ST_LINK_SET] = {"wsync_link_set", {LINK_SET_SQL, ""}},
+	[ST_LINK_DROP] = {"wsync_link_drop", {LINK_DROP_SQL, ""}},
+	[ST_RESYNC] = {"wsync_resync", {RESYNC_SQL, ""}},
+	[ST_RECONNECT] = {"wsync_reconnect", {RECONNECT_SQL, ""}},
+	[ST_RATE_GRANT] = {"wsync_rate_grant", {RATE_GRANT_SQL, ""}},
+	[ST_EXTEND] = {"wsync_extend", {EXTEND_SQL, ""}},
+};
+
+int wsync_store_prepare(PGconn *db, int flags)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		size_t a = strlen(STMTS[i].sql[0]), b = strlen(STMTS[i].sql[1]);
+		char *sql = malloc(a + b + 1);
+		PGresult *r;
+		int ok;
+		if (!sql)
+			return -1;
+		memcpy(sql, STMTS[i].sql[0], a);
+		memcpy(sql + a, STMTS[i].sql[1], b + 1);
+		r = PQprepare(db, STMTS[i].name, sql, 0, NULL);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		free(sql);
+		if (!ok)
+			return -1;
+	}
+	if (flags) {
+		char sql[128];
+		PGresult *r;
+		int ok;
+		snprintf(sql, sizeof sql, "%s%s",
+		         flags & WSYNC_STORE_GENERIC_PLANS ? "SET plan_cache_mode = force_generic_plan;" : "",
+		         flags & WSYNC_STORE_ASYNC_COMMIT ? "SET synchronous_commit = off;" : "");
+		r = PQexec(db, sql);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+static PGresult *run(PGconn *db, enum stmt_id id, int n, const char *const *p)
+{
+	return PQexecPrepared(db, STMTS[id].name, n, p, NULL, NULL, 0);
+}
+
+static int run_ok(PGconn *db, enum stmt_id id, int n, const char *const *p, int tuples)
+{
+	PGresult *r = run(db, id, n, p);
+	int ok = PQresultStatus(r) == (tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+	if (!ok)
+		wsync_debug("store: %s: %s", STMTS[id].name, PQerrorMessage(db));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
 static void add_outcome(arrays *a, wsync_job *j)
 {
 	const wsync_outcome *o = &j->outcome;
@@ -500,14 +610,14 @@ static void add_link(arrays *a, const wsync_job *j, const char *type, const char
 	}
 }
 
-static int run_arrays(PGconn *db, const char *sql, arrays *a, int tuples)
+static int run_arrays(PGconn *db, enum stmt_id id, arrays *a, int tuples)
 {
 	const char *p[10];
 	if (arrays_close(a) < 0)
 		return -1;
 	for (int i = 0; i < a->n; i++)
 		p[i] = a->col[i].s;
-	return exec_ok(db, sql, a->n, p, tuples);
+	return run_ok(db, id, a->n, p, tuples);
 }
 
 /* The statements of one outcome transaction; -1 at the first failure. */
@@ -548,11 +658,11 @@ static int outcome_statements(PGconn *db, wsync_job *const *jobs, size_t n)
 	}
 	/* Links first: a link is worth keeping even when the lease went to
 	 * another claim (the object exists on the provider). */
-	if ((n_drop && run_arrays(db, LINK_DROP_SQL, &drop, 0) < 0) ||
-	    (n_set && run_arrays(db, LINK_SET_SQL, &set, 0) < 0) ||
-	    (n_resync && run_arrays(db, RESYNC_SQL, &resync, 1) < 0) ||
-	    (n_reconnect && run_arrays(db, RECONNECT_SQL, &reconnect, 0) < 0) ||
-	    run_arrays(db, OUTCOME_SQL, &q, 0) < 0)
+	if ((n_drop && run_arrays(db, ST_LINK_DROP, &drop, 0) < 0) ||
+	    (n_set && run_arrays(db, ST_LINK_SET, &set, 0) < 0) ||
+	    (n_resync && run_arrays(db, ST_RESYNC, &resync, 1) < 0) ||
+	    (n_reconnect && run_arrays(db, ST_RECONNECT, &reconnect, 0) < 0) ||
+	    run_arrays(db, ST_OUTCOME, &q, 0) < 0)
 		rc = -1;
 	arrays_free(&q);
 	arrays_free(&set);
@@ -626,13 +736,9 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 		sb_int(&a.col[5], user[i].seconds);
 	}
 	if (arrays_close(&a) == 0) {
-		/* Every per-user window in the arrays of 0009, none as the old
-		 * per-minute argument. */
 		const char *p[7] = {provider, a.col[0].s, a.col[1].s, a.col[2].s, a.col[3].s,
 		                    a.col[4].s, a.col[5].s};
-		r = PQexecParams(db, "SELECT user_id::text, granted FROM wsync_rate_grant($1,"
-		                 " $2::uuid[], $3::int[], 0, $4::int[], $5::int[], $6::int[],"
-		                 " $7::int[])", 7, NULL, p, NULL, NULL, 0);
+		r = run(db, ST_RATE_GRANT, 7, p);
 	}
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 		/* Hand each user's grant out to its jobs in queue order. */
@@ -690,8 +796,7 @@ int wsync_store_extend_leases(PGconn *db, const char *ids, const char *leases,
 	PGresult *r;
 	int rc = -1;
 	snprintf(secs, sizeof secs, "%d", lease_seconds);
-	r = PQexecParams(db, "SELECT wsync_lease_extend($1::uuid[], $2::bigint[], $3::int)", 3,
-	                 NULL, p, NULL, NULL, 0);
+	r = run(db, ST_EXTEND, 3, p);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		rc = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);

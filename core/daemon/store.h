@@ -84,6 +84,19 @@ typedef struct wsync_job {
 
 void wsync_job_free(wsync_job *job);
 
+/* Prepare the hot path's statements on a new connection; every function
+ * below that takes a connection needs them.  Returns 0, or -1
+ * (PQerrorMessage says why).  flags, for the session: */
+/* Commits are asynchronous: the starter's intents, which must survive
+ * wsyncd dying (they do), not the database server crashing. */
+#define WSYNC_STORE_ASYNC_COMMIT 1
+/* Generic plans for every statement: only for sessions whose statements
+ * all probe by key (intents, outcomes).  A custom plan per batch costs
+ * them as much as their work, but the claim needs one: a generic plan
+ * cannot see its LIMIT and reads the queue whole. */
+#define WSYNC_STORE_GENERIC_PLANS 2
+int wsync_store_prepare(PGconn *db, int flags);
+
 /* Claim up to `limit` due entries of the given providers and load them,
  * skipping held_ids (a uuid[] literal, "{...}", of the n_held entries this
  * process still holds).  Per-entity order holds, and a workout's entries never run beside

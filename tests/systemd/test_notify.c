@@ -140,8 +140,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: pg_harness.sh %s WSYNCD EXAMPLE_SO\n", argv[0]);
 		return 2;
 	}
-#ifndef WSYNC_HAVE_LIBSYSTEMD
-	printf("wsyncd built without libsystemd: sd_notify is a no-op, skipped\n");
+#ifndef WSYNC_HAVE_NOTIFY
+	printf("wsyncd built with -Dsystemd=disabled: sd_notify is a no-op, skipped\n");
 	return 77;
 #endif
 	signal(SIGPIPE, SIG_IGN);
