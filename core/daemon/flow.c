@@ -27,7 +27,9 @@
 /* Each call thread's signal stack (see wsync_flow_call). */
 #define ALT_STACK_SIZE (64 * 1024)
 
-/* The starter's session: intents commit asynchronously, by key. */
+/* The store's sessions (store.h): every statement probes by key; the
+ * starter's intents commit asynchronously. */
+#define STORE_SESSION WSYNC_STORE_GENERIC_PLANS
 #define STARTER_SESSION (WSYNC_STORE_ASYNC_COMMIT | WSYNC_STORE_GENERIC_PLANS)
 
 /* Most jobs whose intents one statement records. */
@@ -482,7 +484,7 @@ static void timed_wait(wsync_engine *e, pthread_cond_t *cv)
 void *wsync_flow_claimer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_connect(e, "claimer", 0);
+	PGconn *db = wsync_engine_connect(e, "claimer", STORE_SESSION);
 	unsigned long seen_gen = 0, seen_commit = 0;
 	int exhausted = 0;
 
@@ -510,7 +512,7 @@ void *wsync_flow_claimer(void *p)
 		seen_commit = e->committed;
 		pthread_mutex_unlock(&e->mu);
 		if ((got = claim_batch(e, db, &limit)) < 0) {
-			db = store_reconnect(e, db, "claimer", 1, 0);
+			db = store_reconnect(e, db, "claimer", 1, STORE_SESSION);
 			continue;
 		}
 		if (got < limit)
@@ -672,7 +674,7 @@ static int write_until_done(wsync_engine *e, PGconn **db, wsync_job **jobs, size
 			if (atomic_load(&e->stopping) && stop_tries++ >= 10)
 				return -1;
 			sleep(1);
-			*db = wsync_engine_open(e, WSYNC_STORE_GENERIC_PLANS, NULL, 0);
+			*db = wsync_engine_open(e, STORE_SESSION, NULL, 0);
 		}
 		wsync_info("writer: connected to the database again");
 		wsync_metrics_db_reconnect(e->metrics);
@@ -710,7 +712,7 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 void *wsync_flow_writer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_open(e, WSYNC_STORE_GENERIC_PLANS, NULL, 0); /* NULL: write_until_done connects */
+	PGconn *db = wsync_engine_open(e, STORE_SESSION, NULL, 0); /* NULL: write_until_done connects */
 	wsync_job **jobs = NULL;
 	size_t cap = 0;
 
@@ -767,7 +769,7 @@ void *wsync_flow_heartbeat(void *p)
 		lease = e->cfg->lease_seconds;
 		if (ids && leases && (!db || PQstatus(db) != CONNECTION_OK)) {
 			PQfinish(db);
-			db = wsync_engine_open(e, 0, NULL, 0);
+			db = wsync_engine_open(e, STORE_SESSION, NULL, 0);
 		}
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (ids && leases && PQstatus(db) == CONNECTION_OK &&

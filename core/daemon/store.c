@@ -206,13 +206,15 @@ static const char CLAIM_PICK_SQL[] =
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $3),"
 	/* Locked, and checked again: another node may have taken or finished a
-	 * row since cand read it. */
+	 * row since cand read it.  Probed by key, in pick's order, whatever the
+	 * plan's estimates: a generic plan cannot see the LIMITs and would join
+	 * the queue whole. */
 	" c AS MATERIALIZED ("
-	"  SELECT q.id FROM pick JOIN workout_sync_queue q ON q.id = pick.id"
-	"  WHERE q.processed_at IS NULL"
-	"    AND (q.locked_until IS NULL OR q.locked_until < now())"
-	"  ORDER BY pick.next_retry_at, pick.seq"
-	"  FOR NO KEY UPDATE OF q SKIP LOCKED),";
+	"  SELECT l.id FROM pick CROSS JOIN LATERAL ("
+	"    SELECT q.id FROM workout_sync_queue q WHERE q.id = pick.id"
+	"      AND q.processed_at IS NULL"
+	"      AND (q.locked_until IS NULL OR q.locked_until < now())"
+	"    FOR NO KEY UPDATE OF q SKIP LOCKED) l),";
 
 /* The second half of the claim: lease the rows c locked, and load what
  * their calls need. */
@@ -220,7 +222,7 @@ static const char CLAIM_LOAD_SQL[] =
 	" u AS (UPDATE workout_sync_queue q SET locked_by = $1,"
 	"   locked_until = now() + make_interval(secs => $4::int),"
 	"   lease_token = nextval('workout_sync_lease_seq'), updated_at = now()"
-	" FROM c WHERE q.id = c.id"
+	" WHERE q.id = ANY (ARRAY(SELECT c.id FROM c))"
 	" RETURNING q.id, q.user_id, q.entity_type, q.entity_id, q.operation, q.provider,"
 	"   q.retry_count, q.attempts, q.lease_token, q.provider_entity_id, q.intent_at, q.seq)"
 	" SELECT u.id, u.user_id, u.entity_type, u.entity_id, u.operation, u.provider,"      /* 0-5 */
@@ -553,11 +555,12 @@ int wsync_store_prepare(PGconn *db, int flags)
 			return -1;
 	}
 	if (flags) {
-		char sql[128];
+		char sql[160];
 		PGresult *r;
 		int ok;
 		snprintf(sql, sizeof sql, "%s%s",
-		         flags & WSYNC_STORE_GENERIC_PLANS ? "SET plan_cache_mode = force_generic_plan;" : "",
+		         flags & WSYNC_STORE_GENERIC_PLANS ? "SET plan_cache_mode = force_generic_plan;"
+		                                             "SET enable_seqscan = off;" : "",
 		         flags & WSYNC_STORE_ASYNC_COMMIT ? "SET synchronous_commit = off;" : "");
 		r = PQexec(db, sql);
 		ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -90,10 +90,11 @@ void wsync_job_free(wsync_job *job);
 /* Commits are asynchronous: the starter's intents, which must survive
  * wsyncd dying (they do), not the database server crashing. */
 #define WSYNC_STORE_ASYNC_COMMIT 1
-/* Generic plans for every statement: only for sessions whose statements
- * all probe by key (intents, outcomes).  A custom plan per batch costs
- * them as much as their work, but the claim needs one: a generic plan
- * cannot see its LIMIT and reads the queue whole. */
+/* Generic plans, and no sequential scan where an index serves: every
+ * statement of the store probes by key, and a custom plan per batch cost
+ * as much planning as execution.  A generic plan is made once, maybe while
+ * a table is empty: without enable_seqscan it still probes by key when the
+ * table has grown. */
 #define WSYNC_STORE_GENERIC_PLANS 2
 int wsync_store_prepare(PGconn *db, int flags);
 
