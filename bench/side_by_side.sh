@@ -78,6 +78,8 @@ Environment (defaults in brackets):
   KEEP_TMP=1       keep the temp dir (cluster, logs)
   PG_EXTRA_OPTS    more postgres -c options for wsync's cluster (e.g. to load
                    pg_stat_statements while profiling); not for figures you compare
+  WSYNC_SEED_EXTRA_SQL  SQL run on wsync's database after the seed, before the
+                   enqueue (experiments on the schema); not for figures you compare
   and the wsync knobs at the top of this script (WSYNC_ENGINE_FOR_CONCURRENCY,
   WSYNC_ENGINE_EXTRA, WSYNC_PLUGINS_EXTRA='isolate = false' for plugins inside wsyncd).
 
@@ -339,6 +341,7 @@ wsync_run() { # wsync_run ROUND DELAY CONC N
   log "wsync delay=${delay}ms concurrency=$conc N=$n: seed + enqueue"
   fresh_db "$db"
   seed_users "$db"
+  [ -z "${WSYNC_SEED_EXTRA_SQL:-}" ] || psql_db "$db" -c "$WSYNC_SEED_EXTRA_SQL"
   # 1. The same INSERT into a copy of workouts without wsync's triggers (same columns,
   #    defaults and indexes), 2. into workouts with the triggers turned off for the
   #    transaction, 3. the measured one: into workouts, triggers on, one statement.

@@ -305,11 +305,14 @@ static int start_jobs(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 			j->res.started = 1;
 		}
 	}
+	/* One wake-up per job: a broadcast woke every idle call thread to fight
+	 * over e->mu for a job or two. */
 	if (rc == 0)
 		for (size_t i = 0; i < n; i++)
-			if (jobs[i])
+			if (jobs[i]) {
 				list_push(&e->runnable, jobs[i]);
-	pthread_cond_broadcast(&e->call_cv);
+				pthread_cond_signal(&e->call_cv);
+			}
 	pthread_mutex_unlock(&e->mu);
 	return rc;
 }
