@@ -269,6 +269,8 @@ static char *claim(PGconn *db)
 	wsync_job **jobs = NULL;
 	int n = wsync_store_claim(db, "test:1:w0", prov, 1, 50, 60, NULL, 0, &jobs);
 	char *out = calloc(1, 2048);
+	if (n < 0)
+		fprintf(stderr, "claim: %s", PQerrorMessage(db));
 	T_CHECK(n >= 0);
 	for (int i = 0; i < n; i++) {
 		snprintf(out + strlen(out), 2048 - strlen(out), "%s%s:%s", i ? "," : "",
@@ -426,6 +428,8 @@ int main(void)
 	sqlt_setup(db);
 	test_backfill(db);
 	test_nodes_and_override(db);
+	/* The claim runs as in wsyncd's claimer session (store.h). */
+	T_CHECK(wsync_store_prepare(db, WSYNC_STORE_GENERIC_PLANS) == 0);
 	test_delete_order(db);
 	test_invalid_workout_requeue(db);
 	test_invalid_workout_requeue_bulk(db);
