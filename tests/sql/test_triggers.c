@@ -312,6 +312,52 @@ static void test_validation(PGconn *db)
 	             "22023", "unknown entity_type");
 }
 
+/* Migration 0013: a queue or link row must name a provider of
+ * sync_providers, and a provider some row names cannot leave it, as the
+ * foreign keys it replaced (SQLSTATE 23503, at the end of the statement). */
+static void test_provider_references(PGconn *db)
+{
+	char msg[512], *st, *id = new_workout(db);
+	const char *p[1] = {id};
+	static const char *const refused[] = {
+		"INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider)"
+		" VALUES ('" U "', 'workout', $1::uuid, 'create', 'nosuch')",
+		/* one bad row among good ones, none of them the workout's */
+		"INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider)"
+		" SELECT '" U "', 'workout', gen_random_uuid(), 'update', p"
+		" FROM unnest(ARRAY['wahoo', 'nosuch', 'garmin']) AS p WHERE $1::text IS NOT NULL",
+		"UPDATE workout_sync_queue SET provider = 'nosuch'"
+		" WHERE entity_id = $1::uuid AND provider = 'garmin'",
+		"INSERT INTO workout_sync_links (provider, entity_type, entity_id, user_id,"
+		" provider_entity_id) VALUES ('nosuch', 'workout', $1::uuid, '" U "', 'x')",
+		"DELETE FROM sync_providers WHERE name = 'wahoo' AND $1::text IS NOT NULL",
+		"UPDATE sync_providers SET name = 'wahoo2' WHERE name = 'wahoo' AND $1::text IS NOT NULL",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+		st = sqlt_sqlstate(db, refused[i], 1, p, msg, sizeof msg);
+		T_EQ_STR(st, "23503");
+		T_CHECK(strstr(msg, "nosuch") || strstr(msg, "'wahoo'"));
+		free(st);
+	}
+	/* Nothing of the refused statements stayed. */
+	T_OPS(db, id, "wahoo", "create");
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE provider = 'nosuch'",
+	                     0, NULL), 0);
+	/* What names a real provider passes; a provider nothing names can go. */
+	st = sqlt_sqlstate(db, "INSERT INTO workout_sync_links (provider, entity_type, entity_id,"
+	                       " user_id, provider_entity_id)"
+	                       " VALUES ('garmin', 'workout', $1::uuid, '" U "', 'g1')", 1, p, msg,
+	                   sizeof msg);
+	T_EQ_STR(st, "");
+	free(st);
+	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ('unused', 'unused')", 0, NULL);
+	st = sqlt_sqlstate(db, "DELETE FROM sync_providers WHERE name = 'unused'", 0, NULL, msg,
+	                   sizeof msg);
+	T_EQ_STR(st, "");
+	free(st);
+	free(id);
+}
+
 int main(void)
 {
 	PGconn *db = t_db();
@@ -325,6 +371,7 @@ int main(void)
 	test_rollback(db);
 	test_notify(db);
 	test_validation(db);
+	test_provider_references(db);
 	PQfinish(db);
 	return t_done();
 }
