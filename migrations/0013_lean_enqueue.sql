@@ -1,5 +1,5 @@
 -- 0013_lean_enqueue.sql: what an application's INSERT of workouts pays for
--- each queue row, cut by a sixth.
+-- each queue row, cut by a sixth, and fewer index entries per entry.
 -- Forward-only: never edit a migration that has been released; add a new file.
 --
 -- Measured (bench/side_by_side.sh's enqueue: one INSERT of 20,000 workouts,
@@ -25,6 +25,13 @@
 --    row, served only wsync_retry_failed(user, provider), which reads
 --    failed rows.  It becomes a partial index of those rows: the hot path
 --    (enqueue, claim, intent, outcome) no longer maintains it.
+-- 3. workout_sync_queue gets fillfactor 70.  Each entry is updated three
+--    times in its life (claim, intent, outcome).  The intent changes no
+--    indexed column, so with room on its page it is a HOT update: no new
+--    index entries (four before).  Measured on the benchmark's drain: the
+--    intent statement's time -11 %, the outcome's -12 %.  The room costs
+--    disk: a page holds 30 % fewer rows (new pages only; existing pages
+--    are not rewritten).
 --
 -- CREATE INDEX reads the whole queue and blocks writes to it meanwhile
 -- (seconds per million rows): run the migration when wsyncd is stopped or
@@ -118,6 +125,8 @@ CREATE TRIGGER wsync_providers_delete AFTER DELETE ON sync_providers
 CREATE TRIGGER wsync_providers_rename AFTER UPDATE OF name ON sync_providers
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION wsync__provider_ref_keep_row();
+
+ALTER TABLE workout_sync_queue SET (fillfactor = 70);
 
 DROP INDEX workout_sync_queue_user_provider_idx;
 CREATE INDEX workout_sync_queue_failed_user_idx
