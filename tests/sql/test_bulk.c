@@ -14,6 +14,7 @@
  *   - bulk workout updates (re-queuing schedules) racing bulk schedule
  *     updates in opposite row orders: no deadlock.
  */
+#include "schemas.h"
 #include "sqltest.h"
 #include "ctl/migrate.h"
 
@@ -25,45 +26,10 @@
 /* A second user: tp and wahoo enabled, garmin connected with uploads off. */
 #define U2 "22222222-2222-2222-2222-222222222222"
 
-/* ---- two schemas ------------------------------------------------------------ */
-
-/* A directory of symlinks to the source tree's migrations numbered <= max.
- * Caller frees. */
-static char *migrations_upto(int max)
-{
-	const char *root = getenv("WSYNC_SOURCE_ROOT");
-	char src[4096], from[8192], to[8192];
-	char *dir = t_tempdir();
-	DIR *d;
-	struct dirent *e;
-	snprintf(src, sizeof src, "%s/migrations", root ? root : ".");
-	d = opendir(src);
-	T_CHECK(d != NULL);
-	while (d && (e = readdir(d))) {
-		if (strlen(e->d_name) < 6 || atoi(e->d_name) < 1 || atoi(e->d_name) > max)
-			continue;
-		snprintf(from, sizeof from, "%s/%s", src, e->d_name);
-		snprintf(to, sizeof to, "%s/%s", dir, e->d_name);
-		T_CHECK(symlink(from, to) == 0);
-	}
-	if (d)
-		closedir(d);
-	return dir;
-}
-
-static void migrate_dir(PGconn *db, const char *dir)
-{
-	char err[1024];
-	if (wsync_migrate(db, dir, NULL, err, sizeof err) < 0) {
-		fprintf(stderr, "migrate %s failed: %s\n", dir, err);
-		exit(1);
-	}
-}
-
 /* The fixture of sqltest.h plus U2, on a database migrated from `dir`. */
 static void setup(PGconn *db, const char *dir)
 {
-	migrate_dir(db, dir);
+	sqlt_migrate_dir(db, dir);
 	t_exec(db,
 		"INSERT INTO sync_providers (name, plugin, enabled) VALUES"
 		" ('wahoo', 'wahoo', true), ('garmin', 'garmin', true), ('tp', 'trainingpeaks', true),"
@@ -556,7 +522,7 @@ static void test_no_deadlock(PGconn *db)
 int main(void)
 {
 	PGconn *db = t_db(), *o, *n;
-	char *dir_old = migrations_upto(5), *dir_new = migrations_upto(6);
+	char *dir_old = sqlt_migrations_upto(5), *dir_new = sqlt_migrations_upto(6);
 	char full[4096];
 	snprintf(full, sizeof full, "%s/migrations",
 	         getenv("WSYNC_SOURCE_ROOT") ? getenv("WSYNC_SOURCE_ROOT") : ".");

@@ -17,46 +17,12 @@
  *     wsync_rate_calls is a primary-key probe (auto_explain of the nested
  *     statements), with custom and generic plans.
  */
+#include "schemas.h"
 #include "sqltest.h"
 #include "ctl/migrate.h"
 
 #include <dirent.h>
 #include <unistd.h>
-
-/* ---- two schemas (as tests/sql/test_bulk.c) ----------------------------------- */
-
-/* A directory of symlinks to the source tree's migrations numbered <= max.
- * Caller frees. */
-static char *migrations_upto(int max)
-{
-	const char *root = getenv("WSYNC_SOURCE_ROOT");
-	char src[4096], from[8192], to[8192];
-	char *dir = t_tempdir();
-	DIR *d;
-	struct dirent *e;
-	snprintf(src, sizeof src, "%s/migrations", root ? root : ".");
-	d = opendir(src);
-	T_CHECK(d != NULL);
-	while (d && (e = readdir(d))) {
-		if (strlen(e->d_name) < 6 || atoi(e->d_name) < 1 || atoi(e->d_name) > max)
-			continue;
-		snprintf(from, sizeof from, "%s/%s", src, e->d_name);
-		snprintf(to, sizeof to, "%s/%s", dir, e->d_name);
-		T_CHECK(symlink(from, to) == 0);
-	}
-	if (d)
-		closedir(d);
-	return dir;
-}
-
-static void migrate_dir(PGconn *db, const char *dir)
-{
-	char err[1024];
-	if (wsync_migrate(db, dir, NULL, err, sizeof err) < 0) {
-		fprintf(stderr, "migrate %s failed: %s\n", dir, err);
-		exit(1);
-	}
-}
 
 /* A connection to database `name` of the test cluster.  Caller PQfinish()es. */
 static PGconn *db_named(const char *name)
@@ -608,11 +574,11 @@ static void test_plans(PGconn *n)
 int main(void)
 {
 	PGconn *db = t_db(), *o;
-	char *dir_old = migrations_upto(11), *dir_new = migrations_upto(9999);
+	char *dir_old = sqlt_migrations_upto(11), *dir_new = sqlt_migrations_upto(9999);
 	t_exec(db, "CREATE DATABASE wsync_0011", 0, NULL);
 	o = db_named("wsync_0011");
-	migrate_dir(o, dir_old);
-	migrate_dir(db, dir_new);
+	sqlt_migrate_dir(o, dir_old);
+	sqlt_migrate_dir(db, dir_new);
 	PQclear(PQexec(db, "SET client_min_messages = warning"));
 	test_same_as_0009(o, db);
 	test_errors(o, db);
