@@ -20,7 +20,9 @@
 --      * a sync_providers row cannot be deleted, or renamed, while a queue
 --        or link row names it (NO ACTION, as before; wsync never deletes
 --        one: wsync_provider_set_disabled() and the registration of 0007
---        disable).
+--        disable), and sync_providers cannot be truncated while the queue
+--        or the links have rows (SQLSTATE 0A000, as PostgreSQL's own
+--        refusal; TRUNCATE ... CASCADE no longer empties them with it).
 -- 2. workout_sync_queue_user_provider_idx (user_id, provider), on every
 --    row, served only wsync_retry_failed(user, provider), which reads
 --    failed rows.  It becomes a partial index of those rows: the hot path
@@ -119,6 +121,20 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- TRUNCATE fires no DELETE trigger; with the foreign keys it was refused
+-- while the queue or the links had rows, and so it stays.
+CREATE FUNCTION wsync__provider_ref_truncate()
+RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM workout_sync_queue) OR EXISTS (SELECT 1 FROM workout_sync_links) THEN
+        RAISE EXCEPTION 'cannot truncate sync_providers: workout_sync_queue or workout_sync_links has rows that name its providers'
+            USING ERRCODE = 'feature_not_supported', TABLE = 'sync_providers';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER wsync_providers_truncate BEFORE TRUNCATE ON sync_providers
+    FOR EACH STATEMENT EXECUTE FUNCTION wsync__provider_ref_truncate();
 CREATE TRIGGER wsync_providers_delete AFTER DELETE ON sync_providers
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION wsync__provider_ref_keep();
@@ -142,7 +158,8 @@ BEGIN
         SELECT p.oid::regprocedure FROM pg_proc p
          WHERE p.pronamespace = current_schema()::regnamespace
            AND p.proname IN ('wsync__provider_ref_check', 'wsync__provider_ref_keep',
-                             'wsync__provider_ref_check_row', 'wsync__provider_ref_keep_row')
+                             'wsync__provider_ref_check_row', 'wsync__provider_ref_keep_row',
+                             'wsync__provider_ref_truncate')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp',
                        f, current_schema());

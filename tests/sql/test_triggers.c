@@ -350,6 +350,11 @@ static void test_provider_references(PGconn *db)
 	                   sizeof msg);
 	T_EQ_STR(st, "");
 	free(st);
+	st = sqlt_sqlstate(db, "TRUNCATE sync_providers CASCADE", 0, NULL, msg, sizeof msg);
+	T_EQ_STR(st, "0A000");
+	free(st);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM sync_providers WHERE name = 'wahoo'", 0, NULL),
+	         1);
 	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ('unused', 'unused')", 0, NULL);
 	st = sqlt_sqlstate(db, "DELETE FROM sync_providers WHERE name = 'unused'", 0, NULL, msg,
 	                   sizeof msg);
