@@ -122,7 +122,7 @@ static void utf8_clean(char *s)
 
 /* The hot path's statements, prepared on each connection (see STMTS). */
 enum stmt_id { ST_CLAIM, ST_START, ST_OUTCOME, ST_LINK_SET, ST_LINK_DROP, ST_RESYNC,
-               ST_RECONNECT, ST_COUNT };
+               ST_RECONNECT, ST_OUTCOME_LINKS, ST_COUNT };
 
 static PGresult *run(PGconn *db, enum stmt_id id, int n, const char *const *p);
 
@@ -526,28 +526,63 @@ static const char EXTEND_SQL[] =
  * store's sessions (generic plans), no planning. */
 static const struct stmt_def {
 	const char *name;
-	const char *sql[2]; /* concatenated (a C string literal has a length limit) */
+	/* Concatenated (a C string literal has a length limit); each part's
+	 * parameters $N become $(N + shift), so that one statement can be
+	 * built of two that number theirs from $1. */
+	struct {
+		const char *sql;
+		int shift;
+	} part[4];
 } STMTS[ST_COUNT] = {
-	[ST_CLAIM] = {"wsync_claim", {CLAIM_PICK_SQL, CLAIM_LOAD_SQL}},
-	[ST_START] = {"wsync_start", {START_SQL, ""}},
-	[ST_OUTCOME] = {"wsync_outcome", {OUTCOME_SQL, ""}},
-	[ST_LINK_SET] = {"wsync_link_set", {LINK_SET_SQL, ""}},
-	[ST_LINK_DROP] = {"wsync_link_drop", {LINK_DROP_SQL, ""}},
-	[ST_RESYNC] = {"wsync_resync", {RESYNC_SQL, ""}},
-	[ST_RECONNECT] = {"wsync_reconnect", {RECONNECT_SQL, ""}},
+	[ST_CLAIM] = {"wsync_claim", {{CLAIM_PICK_SQL, 0}, {CLAIM_LOAD_SQL, 0}}},
+	[ST_START] = {"wsync_start", {{START_SQL, 0}}},
+	[ST_OUTCOME] = {"wsync_outcome", {{OUTCOME_SQL, 0}}},
+	[ST_LINK_SET] = {"wsync_link_set", {{LINK_SET_SQL, 0}}},
+	[ST_LINK_DROP] = {"wsync_link_drop", {{LINK_DROP_SQL, 0}}},
+	[ST_RESYNC] = {"wsync_resync", {{RESYNC_SQL, 0}}},
+	[ST_RECONNECT] = {"wsync_reconnect", {{RECONNECT_SQL, 0}}},
+	/* The common outcome batch (links to set, nothing to drop, re-sync or
+	 * flag) in one statement, so one round trip and its own commit: the
+	 * links ($9-$13) and the queue rows ($1-$8), as ST_LINK_SET and
+	 * ST_OUTCOME in a transaction would write them. */
+	[ST_OUTCOME_LINKS] = {"wsync_outcome_links",
+	                      {{"WITH l AS (", 0}, {LINK_SET_SQL, 8}, {" RETURNING 1) ", 0},
+	                       {OUTCOME_SQL, 0}}},
 };
+
+/* The statement of def, its parts joined and renumbered; malloc'ed, or
+ * NULL when out of memory.  The store's SQL has no '$' but parameters. */
+static char *stmt_text(const struct stmt_def *def)
+{
+	sbuf b = {0};
+	for (size_t i = 0; i < sizeof def->part / sizeof *def->part && def->part[i].sql; i++)
+		for (const char *p = def->part[i].sql; *p; p++) {
+			char num[16], *end;
+			long n;
+			if (*p != '$' || p[1] < '1' || p[1] > '9') {
+				sb_put(&b, p, 1);
+				continue;
+			}
+			n = strtol(p + 1, &end, 10);
+			snprintf(num, sizeof num, "$%ld", n + def->part[i].shift);
+			sb_str(&b, num);
+			p = end - 1;
+		}
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
 
 int wsync_store_prepare(PGconn *db, int flags)
 {
 	for (int i = 0; i < ST_COUNT; i++) {
-		size_t a = strlen(STMTS[i].sql[0]), b = strlen(STMTS[i].sql[1]);
-		char *sql = malloc(a + b + 1);
+		char *sql = stmt_text(&STMTS[i]);
 		PGresult *r;
 		int ok;
 		if (!sql)
 			return -1;
-		memcpy(sql, STMTS[i].sql[0], a);
-		memcpy(sql + a, STMTS[i].sql[1], b + 1);
 		r = PQprepare(db, STMTS[i].name, sql, 0, NULL);
 		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		PQclear(r);
@@ -624,67 +659,99 @@ static int run_arrays(PGconn *db, enum stmt_id id, arrays *a, int tuples)
 	return run_ok(db, id, a->n, p, tuples);
 }
 
-/* The statements of one outcome transaction; -1 at the first failure. */
-static int outcome_statements(PGconn *db, wsync_job *const *jobs, size_t n)
-{
+/* One outcome batch: the queue rows and what goes with them, as arrays. */
+typedef struct outcome_batch {
 	arrays q, set, drop, resync, reconnect;
-	int rc = 0, n_set = 0, n_drop = 0, n_resync = 0, n_reconnect = 0;
-	arrays_open(&q, 8);
-	arrays_open(&set, 5);
-	arrays_open(&drop, 3);
-	arrays_open(&resync, 2);
-	arrays_open(&reconnect, 2);
+	int n_set, n_drop, n_resync, n_reconnect;
+} outcome_batch;
+
+static void batch_collect(outcome_batch *b, wsync_job *const *jobs, size_t n)
+{
+	memset(b, 0, sizeof *b);
+	arrays_open(&b->q, 8);
+	arrays_open(&b->set, 5);
+	arrays_open(&b->drop, 3);
+	arrays_open(&b->resync, 2);
+	arrays_open(&b->reconnect, 2);
 	for (size_t i = 0; i < n; i++) {
 		wsync_job *j = jobs[i];
 		const wsync_result *r = &j->res;
-		add_outcome(&q, j);
+		add_outcome(&b->q, j);
 		if (r->workout_link && j->sched_workout_id) {
-			add_link(&set, j, "workout", j->sched_workout_id, r->workout_link);
-			n_set++;
+			add_link(&b->set, j, "workout", j->sched_workout_id, r->workout_link);
+			b->n_set++;
 		}
 		if (r->link == LINK_SET) {
-			add_link(&set, j, j->entry.entity_type, j->entry.entity_id, r->provider_id);
-			n_set++;
+			add_link(&b->set, j, j->entry.entity_type, j->entry.entity_id, r->provider_id);
+			b->n_set++;
 		} else if (r->link == LINK_DROP) {
-			add_link(&drop, j, j->entry.entity_type, j->entry.entity_id, NULL);
-			n_drop++;
+			add_link(&b->drop, j, j->entry.entity_type, j->entry.entity_id, NULL);
+			b->n_drop++;
 		}
 		if (r->relinked) {
-			sb_elem(&resync.col[0], j->entry.entity_id);
-			sb_elem(&resync.col[1], j->entry.provider);
-			n_resync++;
+			sb_elem(&b->resync.col[0], j->entry.entity_id);
+			sb_elem(&b->resync.col[1], j->entry.provider);
+			b->n_resync++;
 		}
 		if (r->mark_reconnect) {
-			sb_elem(&reconnect.col[0], j->entry.user_id);
-			sb_elem(&reconnect.col[1], j->entry.provider);
-			n_reconnect++;
+			sb_elem(&b->reconnect.col[0], j->entry.user_id);
+			sb_elem(&b->reconnect.col[1], j->entry.provider);
+			b->n_reconnect++;
 		}
 	}
-	/* Links first: a link is worth keeping even when the lease went to
-	 * another claim (the object exists on the provider). */
-	if ((n_drop && run_arrays(db, ST_LINK_DROP, &drop, 0) < 0) ||
-	    (n_set && run_arrays(db, ST_LINK_SET, &set, 0) < 0) ||
-	    (n_resync && run_arrays(db, ST_RESYNC, &resync, 1) < 0) ||
-	    (n_reconnect && run_arrays(db, ST_RECONNECT, &reconnect, 0) < 0) ||
-	    run_arrays(db, ST_OUTCOME, &q, 0) < 0)
-		rc = -1;
-	arrays_free(&q);
-	arrays_free(&set);
-	arrays_free(&drop);
-	arrays_free(&resync);
-	arrays_free(&reconnect);
-	return rc;
 }
 
-static int write_txn(PGconn *db, wsync_job *const *jobs, size_t n)
+static void batch_free(outcome_batch *b)
+{
+	arrays_free(&b->q);
+	arrays_free(&b->set);
+	arrays_free(&b->drop);
+	arrays_free(&b->resync);
+	arrays_free(&b->reconnect);
+}
+
+/* The common batch (links to set, nothing else): one statement, one round
+ * trip, its own transaction. */
+static int batch_write_one(PGconn *db, outcome_batch *b)
+{
+	const char *p[13];
+	if (arrays_close(&b->q) < 0 || arrays_close(&b->set) < 0)
+		return -1;
+	for (int i = 0; i < 8; i++)
+		p[i] = b->q.col[i].s;
+	for (int i = 0; i < 5; i++)
+		p[8 + i] = b->set.col[i].s;
+	return run_ok(db, ST_OUTCOME_LINKS, 13, p, 0);
+}
+
+/* Links dropped, schedules re-synced, tokens flagged: every statement in
+ * one transaction, links first (a link is worth keeping even when the
+ * lease went to another claim: the object exists on the provider). */
+static int batch_write_txn(PGconn *db, outcome_batch *b)
 {
 	if (exec_ok(db, "BEGIN", 0, NULL, 0) < 0)
 		return -1;
-	if (outcome_statements(db, jobs, n) < 0 || exec_ok(db, "COMMIT", 0, NULL, 0) < 0) {
+	if ((b->n_drop && run_arrays(db, ST_LINK_DROP, &b->drop, 0) < 0) ||
+	    (b->n_set && run_arrays(db, ST_LINK_SET, &b->set, 0) < 0) ||
+	    (b->n_resync && run_arrays(db, ST_RESYNC, &b->resync, 1) < 0) ||
+	    (b->n_reconnect && run_arrays(db, ST_RECONNECT, &b->reconnect, 0) < 0) ||
+	    run_arrays(db, ST_OUTCOME, &b->q, 0) < 0 || exec_ok(db, "COMMIT", 0, NULL, 0) < 0) {
 		PQclear(PQexec(db, "ROLLBACK"));
 		return -1;
 	}
 	return 0;
+}
+
+/* Write the outcomes of n jobs, all or nothing; -1 when refused. */
+static int write_txn(PGconn *db, wsync_job *const *jobs, size_t n)
+{
+	outcome_batch b;
+	int rc;
+	batch_collect(&b, jobs, n);
+	rc = !b.n_drop && !b.n_resync && !b.n_reconnect ? batch_write_one(db, &b)
+	                                                 : batch_write_txn(db, &b);
+	batch_free(&b);
+	return rc;
 }
 
 int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n)
