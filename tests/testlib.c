@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -248,6 +249,46 @@ void t_db_back(PGconn *db, const char *setup)
 	}
 	if (setup)
 		PQclear(PQexec(db, setup));
+}
+
+static long long case_epoch_ms;
+static int case_failures_before;
+
+void t_case(const char *what)
+{
+	if (!case_epoch_ms)
+		case_epoch_ms = t_now_ms();
+	case_failures_before = t_failures;
+	printf("[%6.1f s] %s\n", (double)(t_now_ms() - case_epoch_ms) / 1000.0, what);
+	fflush(stdout);
+}
+
+int t_case_failed(void)
+{
+	return t_failures > case_failures_before;
+}
+
+pid_t t_spawn_wsyncd(const char *wsyncd, const char *ini, const char *log, const char *arg,
+                     const char *const *env)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit no_core = {0, 0};
+		int fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0644);
+		char *argv[] = {(char *)wsyncd, "-c", (char *)ini, (char *)arg, NULL};
+		setrlimit(RLIMIT_CORE, &no_core);
+		unsetenv("WORKOUT_SYNC_INTERVAL_MINUTES");
+		unsetenv("WSYNC_DATABASE_URL");
+		for (; env && *env; env++)
+			putenv((char *)*env);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
 }
 
 int t_stop(pid_t pid)

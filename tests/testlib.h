@@ -116,6 +116,17 @@ void t_db_back(PGconn *db, const char *setup);
 /* SIGTERM, then SIGKILL after 60 s: its exit status, or -1 when it had to
  * be killed. */
 int t_stop(pid_t pid);
+/* Start `wsyncd -c ini [arg]` as our child, its output appended to `log`:
+ * no core file, WORKOUT_SYNC_INTERVAL_MINUTES and WSYNC_DATABASE_URL unset
+ * (the ini says what the test means), then `env` ("NAME=VALUE", NULL-ended,
+ * may be NULL) added.  Its pid. */
+pid_t t_spawn_wsyncd(const char *wsyncd, const char *ini, const char *log, const char *arg,
+                     const char *const *env);
+/* Cases of a long test: t_case announces one, with the time since the
+ * first (a failure's log shows where the time went); t_case_failed says
+ * whether a check failed since (not in an earlier case). */
+void t_case(const char *what);
+int t_case_failed(void);
 /* The last `bytes` of a log file on stderr, framed (after a failure). */
 void t_show_tail(const char *path, size_t bytes);
 

@@ -62,7 +62,7 @@ void wsync_engine_sleep(wsync_engine *e, int s)
 PGconn *wsync_engine_open(wsync_engine *e, int store_flags, char *why, size_t why_len)
 {
 	PGconn *c = PQconnectdb(e->conninfo);
-	if (PQstatus(c) == CONNECTION_OK && wsync_store_prepare(c, store_flags) == 0)
+	if (PQstatus(c) == CONNECTION_OK && (!store_flags || wsync_store_prepare(c, store_flags) == 0))
 		return c;
 	if (why)
 		snprintf(why, why_len, "%s%.*s",

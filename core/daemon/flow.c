@@ -772,7 +772,7 @@ void *wsync_flow_heartbeat(void *p)
 		lease = e->cfg->lease_seconds;
 		if (ids && leases && (!db || PQstatus(db) != CONNECTION_OK)) {
 			PQfinish(db);
-			db = wsync_engine_open(e, STORE_SESSION, NULL, 0);
+			db = wsync_engine_open(e, 0, NULL, 0); /* a plain call, not prepared */
 		}
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (ids && leases && PQstatus(db) == CONNECTION_OK &&

@@ -84,9 +84,10 @@ typedef struct wsync_job {
 
 void wsync_job_free(wsync_job *job);
 
-/* Prepare the hot path's statements on a new connection; every function
- * below that takes a connection needs them.  Returns 0, or -1
- * (PQerrorMessage says why).  flags, for the session: */
+/* Prepare the hot path's statements on a new connection: claim, start
+ * calls and write outcomes need them (the other functions run plain
+ * statements).  Returns 0, or -1 (PQerrorMessage says why).  flags, for
+ * the session: */
 /* Commits are asynchronous: the starter's intents, which must survive
  * wsyncd dying (they do), not the database server crashing. */
 #define WSYNC_STORE_ASYNC_COMMIT 1

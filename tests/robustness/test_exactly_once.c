@@ -38,7 +38,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,20 +47,6 @@ static const char *wsyncd, *fixture_dir, *conninfo;
 static e2e *sb;
 static PGconn *db;
 static char plugin_dir[600];
-static long long started_ms;
-static int failures_before;
-
-static void begin(const char *what)
-{
-	failures_before = t_failures;
-	printf("[%6.1f s] %s\n", (double)(t_now_ms() - started_ms) / 1000.0, what);
-	fflush(stdout);
-}
-
-static int failed(void)
-{
-	return t_failures > failures_before;
-}
 
 /* The test's own session, back after a server restart. */
 static void db_ok(void)
@@ -161,23 +146,7 @@ static void scripted_instance(node *n, const char *name, const char *scripted)
 /* Start wsyncd in daemon mode; output appended to the node's log. */
 static pid_t spawn(node *n)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct rlimit no_core = {0, 0};
-		int fd = open(n->log, O_WRONLY | O_APPEND | O_CREAT, 0644);
-		char *argv[] = {(char *)wsyncd, "-c", n->ini, NULL};
-		setrlimit(RLIMIT_CORE, &no_core);
-		unsetenv("WORKOUT_SYNC_INTERVAL_MINUTES");
-		unsetenv("WSYNC_DATABASE_URL");
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	n->pid = pid;
-	return pid;
+	return n->pid = t_spawn_wsyncd(wsyncd, n->ini, n->log, NULL, NULL);
 }
 
 /* SIGTERM, then SIGKILL: no daemon outlives its case. */
@@ -362,7 +331,7 @@ static void test_kill9(unsigned seed)
 	char kpid[16], k_s[8];
 	int cut = 0;
 
-	begin("kill9: kill -9 at random moments, 5 times, during a drain of 5000 creates");
+	t_case("kill9: kill -9 at random moments, 5 times, during a drain of 5000 creates");
 	printf("  seed %u (WSYNC_TEST_SEED=%u replays these kill moments)\n", seed, seed);
 	srand(seed);
 	sandbox_fresh();
@@ -450,7 +419,7 @@ static void test_kill9(unsigned seed)
 		T_CHECK(took >= 0 && took <= LEASE * 1000);
 		T_CHECK(t_file_contains(n.log, "a wsyncd of this host that is gone"));
 	}
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -483,7 +452,7 @@ static void test_pg_restart(unsigned seed)
 	node n;
 	char *log;
 
-	begin("pgrestart: PostgreSQL restarted twice and stopped for 8 s mid-drain");
+	t_case("pgrestart: PostgreSQL restarted twice and stopped for 8 s mid-drain");
 	srand(seed + 1);
 	sandbox_fresh();
 	make_node(&n, "pgrestart", "workers = 12\nbatch_size = 100\n");
@@ -533,7 +502,7 @@ static void test_pg_restart(unsigned seed)
 	printf("  outcomes held across an outage: %s\n",
 	       strstr(log, "after reconnecting") ? "yes" : "none this run");
 	free(log);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -641,16 +610,16 @@ static void crashloop(const char *tag, int workers)
 		if (workers == 1)
 			T_EQ_INT(extra, 0);
 	}
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(u), free(w), free(q);
 }
 
 static void test_crashloop(void)
 {
-	begin("crashloop: one entry crashes wsyncd; restarted until it is abandoned (1 call thread)");
+	t_case("crashloop: one entry crashes wsyncd; restarted until it is abandoned (1 call thread)");
 	crashloop("crash1", 1);
-	begin("crashloop: the same with 4 call threads (batch-mates in flight at each crash)");
+	t_case("crashloop: the same with 4 call threads (batch-mates in flight at each crash)");
 	crashloop("crash4", 4);
 }
 
@@ -662,7 +631,7 @@ static void test_long_call(void)
 	char *w;
 	long long t0, took;
 
-	begin("longcall: an 8 s call with lease_seconds = 3, two wsyncd on one database");
+	t_case("longcall: an 8 s call with lease_seconds = 3, two wsyncd on one database");
 	sandbox_fresh();
 	make_node(&a, "long-a", "workers = 2\nbatch_size = 10\nlease_seconds = 3\n");
 	make_node(&b, "long-b", "workers = 2\nbatch_size = 10\nlease_seconds = 3\n");
@@ -697,7 +666,7 @@ static void test_long_call(void)
 	T_EQ_INT(wahoo_count("plans"), 1);
 	T_EQ_INT(wahoo_count("duplicate_plans"), 0);
 	T_EQ_INT(links_to_real_plans("longcall"), 1);
-	if (failed()) {
+	if (t_case_failed()) {
 		show_log(&a);
 		show_log(&b);
 	}
@@ -713,7 +682,7 @@ static void test_no_id(void)
 	char **ids;
 	PGresult *r;
 
-	begin("noid: 2xx create answers without a usable id (HTML, truncated, JSON without id)");
+	t_case("noid: 2xx create answers without a usable id (HTML, truncated, JSON without id)");
 	sandbox_fresh();
 	/* Each fault acts on the POST (the plan is created) and answers one
 	 * bad 2xx; one rule per create, in the order the POSTs come. */
@@ -752,7 +721,7 @@ static void test_no_id(void)
 		free(ids[i]);
 	}
 	free(ids);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -771,7 +740,6 @@ int main(int argc, char **argv)
 	}
 	fixture_dir = argv[2];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = t_now_ms();
 	seed = seed_env && *seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
 	                             : (unsigned)time(NULL) ^ (unsigned)getpid();
 	sb = e2e_start(0);
@@ -795,7 +763,7 @@ int main(int argc, char **argv)
 	if (WANT("pgrestart"))
 		test_pg_restart(seed);
 
-	begin("done");
+	t_case("done");
 	e2e_stop(sb);
 	return t_done();
 }

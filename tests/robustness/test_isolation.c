@@ -38,7 +38,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,24 +47,10 @@ static const char *wsyncd, *fixture_dir, *conninfo;
 static e2e *sb;
 static PGconn *db;
 static char plugin_dir[600];
-static long long started_ms;
-static int failures_before;
 
 static double secs_since(long long t0)
 {
 	return (double)(t_now_ms() - t0) / 1000.0;
-}
-
-static void begin(const char *what)
-{
-	failures_before = t_failures;
-	printf("[%6.1f s] %s\n", secs_since(started_ms), what);
-	fflush(stdout);
-}
-
-static int failed(void)
-{
-	return t_failures > failures_before;
 }
 
 static long long qint(const char *sql, const char *a, const char *b)
@@ -204,23 +189,7 @@ static void scripted_instance(node *n, const char *name, const char *extra, cons
  * added to its environment. */
 static pid_t spawn(node *n, const char *arg, const char *const *env)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct rlimit no_core = {0, 0};
-		int fd = open(n->log, O_WRONLY | O_APPEND | O_CREAT, 0644);
-		char *argv[] = {(char *)wsyncd, "-c", n->ini, (char *)arg, NULL};
-		setrlimit(RLIMIT_CORE, &no_core);
-		unsetenv("WORKOUT_SYNC_INTERVAL_MINUTES");
-		unsetenv("WSYNC_DATABASE_URL");
-		for (; env && *env; env++)
-			putenv((char *)*env);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
+	pid_t pid = t_spawn_wsyncd(wsyncd, n->ini, n->log, arg, env);
 	n->pid = pid;
 	watched = arg ? 0 : pid;
 	return pid;
@@ -405,7 +374,7 @@ static long long baseline_ms(void)
 	t0 = t_now_ms() - t0;
 	T_EQ_INT(ok, expected);
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	return t0;
 }
@@ -460,7 +429,7 @@ static void test_crash(void)
 	PGresult *r;
 	int checked = 0, msg_ok = 0, pending = 0, failed_n = 0;
 
-	begin("crash: a crashing plugin instance (stride) beside wahoo, garmin and trainingpeaks");
+	t_case("crash: a crashing plugin instance (stride) beside wahoo, garmin and trainingpeaks");
 	sandbox_fresh();
 	base_ms = baseline_ms();
 	printf("  baseline: the healthy backlog alone drains in %.1f s\n", (double)base_ms / 1000.0);
@@ -615,7 +584,7 @@ static void test_crash(void)
 	bad = failed_entries(HEALTHY);
 	T_EQ_INT(bad, 0);
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -628,7 +597,7 @@ static void test_hang(void)
 	char *msg, *hang_entry, *log;
 	long long during, took;
 
-	begin("hang: a plugin spinning forever, call_timeout_seconds = 2, beside another instance");
+	t_case("hang: a plugin spinning forever, call_timeout_seconds = 2, beside another instance");
 	make_node(&n, "hang", "workers = 4\nbatch_size = 50\nmax_retries = 0\n", "");
 	scripted_instance(&n, "spin", "call_timeout_seconds = 2", NULL);
 	scripted_instance(&n, "flow", NULL, "delay_ms = 30");
@@ -671,7 +640,7 @@ static void test_hang(void)
 	       FLOW, FLOW, during);
 	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(msg);
 	free(hang_entry);
@@ -719,7 +688,7 @@ static void test_snoop(void)
 	int section = 0;
 	pid_t child = 0;
 
-	begin("snoop: a hostile plugin looks for the database, the conninfo and the secret");
+	t_case("snoop: a hostile plugin looks for the database, the conninfo and the secret");
 	if (!pghost || stat(pghost, &st) < 0) {
 		t_fail(__FILE__, __LINE__, "WSYNC_TEST_PGHOST not set (tests/pg_harness.sh)");
 		return;
@@ -912,7 +881,7 @@ static void test_snoop(void)
 	T_EQ_INT(hits[1][1], 0);
 	T_EQ_INT(hits[1][2], 0);  /* call 2: user 1's token is gone */
 	T_CHECK(hits[1][3] >= 1); /* its own */
-	if (failed()) {
+	if (t_case_failed()) {
 		fprintf(stderr, "---- report ----\n%s----\n", text);
 		show_log(&n);
 	}
@@ -929,7 +898,7 @@ static void test_frozen(void)
 	char *id, *state, *link;
 	int rc;
 
-	begin("frozen: the ABI 1.0 fixture plugin loads and syncs in its own process");
+	t_case("frozen: the ABI 1.0 fixture plugin loads and syncs in its own process");
 	make_node(&n, "frozen", "workers = 2\nbatch_size = 10\n", "");
 	instance(&n, "frozen", "frozen_v1", "[frozen]\nlabel = isolated\n");
 	make_workouts("frozen", "{frozen}", 1, 1, 0, "frozen");
@@ -950,7 +919,7 @@ static void test_frozen(void)
 	T_CHECK(t_file_contains(n.log, "frozen init: host"));
 	T_CHECK(t_file_contains(n.log, "frozen workout frozen 1"));
 	printf("  frozen_v1: entry %s, link %s\n", state, link ? link : "(none)");
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(id);
 	free(state);
@@ -970,7 +939,6 @@ int main(int argc, char **argv)
 	}
 	fixture_dir = argv[4];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = t_now_ms();
 	sb = e2e_start(0);
 	db = sb->db;
 	t_exec(db, "SET wsync.triggers = off", 0, NULL); /* the tests queue the rows */
@@ -997,7 +965,7 @@ int main(int argc, char **argv)
 	if (WANT("crash"))
 		test_crash();
 
-	begin("done");
+	t_case("done");
 	e2e_stop(sb);
 	return t_done();
 }

@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,24 +40,6 @@ static PGconn *db;
 static char *tmp;
 
 /* ---- small helpers ---- */
-
-static long long started_ms;
-static int failures_before;
-
-/* Announce a case, with the time since the start (a failure's log shows
- * where the time went). */
-static void begin(const char *what)
-{
-	failures_before = t_failures;
-	printf("[%6.1f s] %s\n", (double)(t_now_ms() - started_ms) / 1000.0, what);
-	fflush(stdout);
-}
-
-/* This case failed (not an earlier one). */
-static int failed(void)
-{
-	return t_failures > failures_before;
-}
 
 static void copy_file(const char *from, const char *to, unsigned mode)
 {
@@ -184,23 +165,7 @@ static void make_node(node *n, const char *tag, const char *provider, int worker
 /* Start wsyncd (daemon mode, or --once), output appended to the node's log. */
 static pid_t spawn(node *n, int once)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct rlimit no_core = {0, 0};
-		int fd = open(n->log, O_WRONLY | O_APPEND | O_CREAT, 0644);
-		char *argv[] = {(char *)wsyncd, "-c", n->ini, once ? "--once" : NULL, NULL};
-		setrlimit(RLIMIT_CORE, &no_core);
-		unsetenv("WORKOUT_SYNC_INTERVAL_MINUTES");
-		unsetenv("WSYNC_DATABASE_URL");
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	n->pid = pid;
-	return pid;
+	return n->pid = t_spawn_wsyncd(wsyncd, n->ini, n->log, once ? "--once" : NULL, NULL);
 }
 
 /* SIGTERM, then SIGKILL if it does not stop: no daemon outlives its test. */
@@ -326,7 +291,7 @@ static void test_kill9(void)
 	long long done_at_kill, leased;
 	int rc;
 
-	begin("kill9: kill -9 during a drain");
+	t_case("kill9: kill -9 during a drain");
 	make_node(&n, "kill9", "kill9", WORKERS, 40, NULL, "delay_ms = 20", NULL, NULL, NULL);
 	make_entries("kill9", N, "answer=ok");
 	spawn(&n, 0);
@@ -395,7 +360,7 @@ static void test_kill9(void)
 	/* An entry whose link was committed before the kill never ran again. */
 	T_EQ_INT(qint("SELECT count(*) FROM (SELECT entity FROM t_calls JOIN t_done_at_kill"
 	              " USING (entity) GROUP BY entity HAVING count(*) > 1) x", NULL, NULL), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -419,7 +384,7 @@ static void test_pg_restart(void)
 	long long before;
 	char *log;
 
-	begin("pgrestart: PostgreSQL restarted mid-drain");
+	t_case("pgrestart: PostgreSQL restarted mid-drain");
 	make_node(&n, "pgrestart", "pgrestart", 4, 20, NULL, "delay_ms = 20", NULL, NULL, NULL);
 	make_entries("pgrestart", N, "answer=ok");
 	spawn(&n, 0);
@@ -445,7 +410,7 @@ static void test_pg_restart(void)
 	T_CONTAINS(log, "reconnecting"); /* the restart was felt */
 	free(log);
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -471,7 +436,7 @@ static void test_sighup(void)
 	node n;
 	char plugins[600], so[700], *u_ex, *u_late, *w;
 
-	begin("sighup: a plugin dropped in, then a broken INI");
+	t_case("sighup: a plugin dropped in, then a broken INI");
 	/* A private plugin directory holding only the example plugin. */
 	snprintf(plugins, sizeof plugins, "%s/hup-plugins", tmp);
 	mkdir(plugins, 0755);
@@ -532,7 +497,7 @@ static void test_sighup(void)
 	T_EQ_INT(poll_at_least(ENTITY_DONE_SQL, w, "hupex", 1, 30000), 1);
 	free(w);
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(u_ex);
 	free(u_late);
@@ -558,7 +523,7 @@ static void test_lifecycle_hup(void)
 	char path[700], *u, *w;
 	long long v;
 
-	begin("lifecycle: an INI removed and SIGHUP; provider disable survives a reload");
+	t_case("lifecycle: an INI removed and SIGHUP; provider disable survives a reload");
 	make_node(&n, "lifecycle", NULL, 1, 10, NULL, NULL, NULL, NULL, NULL);
 	write_instance(&n, "lckeep", "scripted", NULL);
 	write_instance(&n, "lcgone", "scripted", NULL);
@@ -608,7 +573,7 @@ static void test_lifecycle_hup(void)
 	T_EQ_INT(poll_at_least(ENABLED_SQL, "lcgone", NULL, 1, 30000), 1);
 	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(u);
 }
@@ -622,7 +587,7 @@ static void test_sigterm(void)
 	char pid[16];
 	int rc;
 
-	begin("sigterm: SIGTERM during a drain");
+	t_case("sigterm: SIGTERM during a drain");
 	make_node(&n, "sigterm", "sigterm", 2, 40, NULL, "delay_ms = 50", NULL, NULL, NULL);
 	make_entries("sigterm", N, "answer=ok");
 	spawn(&n, 0);
@@ -663,7 +628,7 @@ static void test_sigterm(void)
 	load_calls(n.calls);
 	T_EQ_INT(qint("SELECT count(*) FROM t_calls", NULL, NULL), N);
 	T_EQ_INT(qint("SELECT count(DISTINCT entity) FROM t_calls", NULL, NULL), N);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 }
 
@@ -675,7 +640,7 @@ static void test_listen(void)
 	char *u, *w;
 	long long t0, waited, idle_since = -1, until;
 
-	begin("listen: pickup through NOTIFY with interval_minutes = 10");
+	t_case("listen: pickup through NOTIFY with interval_minutes = 10");
 	make_node(&n, "listen", "listen", 2, 10, NULL, NULL, "interval_minutes = 10\nlisten = true",
 	          NULL, " application_name=wsync-listen-test");
 	u = new_user("listen");
@@ -709,7 +674,7 @@ static void test_listen(void)
 	T_CHECK(waited <= 3000);
 	T_CHECK(t_running(n.pid));
 	T_EQ_INT(stop(&n), 0);
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(w);
 	free(u);
@@ -725,7 +690,7 @@ static void test_crash(void)
 	char *u, *w, *q, *log, *msg;
 	const char *p[1];
 
-	begin("crash: a plugin that crashes wsyncd (isolate = false)");
+	t_case("crash: a plugin that crashes wsyncd (isolate = false)");
 	plugins_ini = "isolate = false\n";
 	make_node(&n, "crash", "crash", 1, 10, NULL, NULL, NULL, NULL, NULL);
 	plugins_ini = "";
@@ -766,7 +731,7 @@ static void test_crash(void)
 	free(msg);
 	T_EQ_INT(qint("SELECT retry_count FROM workout_sync_queue WHERE id = $1", q, NULL), 0);
 	T_CHECK(!t_file_contains(n.calls, w)); /* it never got as far as a call */
-	if (failed())
+	if (t_case_failed())
 		show_log(&n);
 	free(q), free(w), free(u);
 }
@@ -779,7 +744,7 @@ static void test_two_nodes(void)
 	node a, b;
 	int ra, rb;
 
-	begin("two nodes: the per-user limit holds for the cluster");
+	t_case("two nodes: the per-user limit holds for the cluster");
 	/* The scripted plugin makes one GET through the core per call (to a
 	 * closed port: the answer stays the scripted "ok"), so the core's
 	 * limiter counts every call. */
@@ -815,7 +780,7 @@ static void test_two_nodes(void)
 	}
 	T_EQ_INT(qint("SELECT count(*) FROM wsync_rate_calls WHERE provider = 'shared'", NULL,
 	              NULL), LIMIT);
-	if (failed()) {
+	if (t_case_failed()) {
 		show_log(&a);
 		show_log(&b);
 	}
@@ -832,7 +797,6 @@ int main(int argc, char **argv)
 	fixture_dir = argv[2];
 	example_so = argv[3];
 	signal(SIGPIPE, SIG_IGN);
-	started_ms = t_now_ms();
 	db = t_db();
 	t_migrate(db);
 	/* We write queue rows ourselves (wsync_enqueue where NOTIFY matters). */
@@ -856,7 +820,7 @@ int main(int argc, char **argv)
 	test_kill9();
 	test_pg_restart();
 
-	begin("done");
+	t_case("done");
 	PQfinish(db);
 	return t_done();
 }

@@ -15,6 +15,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A connection to database `name` of the test cluster (each schema lives in
+ * a database of its own).  Caller PQfinish()es. */
+static inline PGconn *sqlt_db_named(const char *name)
+{
+	char ci[2048];
+	PGconn *c;
+	snprintf(ci, sizeof ci, "%s dbname=%s", getenv("WSYNC_TEST_CONNINFO"), name);
+	c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "connect %s: %s", name, PQerrorMessage(c));
+		exit(1);
+	}
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	return c;
+}
+
 /* A directory of symlinks to the source tree's migrations numbered <= max.
  * Caller frees. */
 static inline char *sqlt_migrations_upto(int max)

@@ -43,21 +43,6 @@ static void setup(PGconn *db, const char *dir)
 		" ('" U2 "', 'garmin', 'x', false)", 0, NULL);
 }
 
-/* A connection to database `name` of the test cluster.  Caller PQfinish()es. */
-static PGconn *db_named(const char *name)
-{
-	char ci[2048];
-	PGconn *c;
-	snprintf(ci, sizeof ci, "%s dbname=%s", getenv("WSYNC_TEST_CONNINFO"), name);
-	c = PQconnectdb(ci);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "connect %s: %s", name, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(PQexec(c, "SET client_min_messages = warning"));
-	return c;
-}
-
 /* ---- entity states ----------------------------------------------------------- */
 
 /*
@@ -528,8 +513,8 @@ int main(void)
 	         getenv("WSYNC_SOURCE_ROOT") ? getenv("WSYNC_SOURCE_ROOT") : ".");
 	t_exec(db, "CREATE DATABASE wsync_0005", 0, NULL);
 	t_exec(db, "CREATE DATABASE wsync_0006", 0, NULL);
-	o = db_named("wsync_0005");
-	n = db_named("wsync_0006");
+	o = sqlt_db_named("wsync_0005");
+	n = sqlt_db_named("wsync_0006");
 	setup(o, dir_old);
 	setup(n, dir_new);
 	test_same_as_row_triggers(o, n);

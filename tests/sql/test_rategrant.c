@@ -19,25 +19,6 @@
  */
 #include "schemas.h"
 #include "sqltest.h"
-#include "ctl/migrate.h"
-
-#include <dirent.h>
-#include <unistd.h>
-
-/* A connection to database `name` of the test cluster.  Caller PQfinish()es. */
-static PGconn *db_named(const char *name)
-{
-	char ci[2048];
-	PGconn *c;
-	snprintf(ci, sizeof ci, "%s dbname=%s", getenv("WSYNC_TEST_CONNINFO"), name);
-	c = PQconnectdb(ci);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "connect %s: %s", name, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(PQexec(c, "SET client_min_messages = warning"));
-	return c;
-}
 
 /* ---- deterministic randomness --------------------------------------------------- */
 
@@ -576,7 +557,7 @@ int main(void)
 	PGconn *db = t_db(), *o;
 	char *dir_old = sqlt_migrations_upto(11), *dir_new = sqlt_migrations_upto(9999);
 	t_exec(db, "CREATE DATABASE wsync_0011", 0, NULL);
-	o = db_named("wsync_0011");
+	o = sqlt_db_named("wsync_0011");
 	sqlt_migrate_dir(o, dir_old);
 	sqlt_migrate_dir(db, dir_new);
 	PQclear(PQexec(db, "SET client_min_messages = warning"));
