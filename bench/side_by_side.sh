@@ -82,6 +82,9 @@ Environment (defaults in brackets):
                    pg_stat_statements while profiling); not for figures you compare
   WSYNC_SEED_EXTRA_SQL  SQL run on wsync's database after the seed, before the
                    enqueue (experiments on the schema); not for figures you compare
+  WSYNC_MIGRATIONS_DIR  migrate wsync's database from this directory [the source
+                   tree's migrations/]: to measure an older schema, a directory
+                   holding only some of the files (as bench/enqueue.sh)
   and the wsync knobs at the top of this script (WSYNC_ENGINE_FOR_CONCURRENCY,
   WSYNC_ENGINE_EXTRA, WSYNC_PLUGINS_EXTRA='isolate = false' for plugins inside wsyncd).
 
@@ -253,7 +256,7 @@ fresh_db() { # fresh_db NAME: empty database with wsync's migrations (wsyncctl m
   psql_db postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
   printf '[database]\nconninfo = %s\n[plugins]\ndir = %s\nconf_dir = %s\n' \
     "$(conninfo "$1")" "$TMP/plugins" "$TMP/conf.d" >"$TMP/ctl.ini"
-  "$WSYNCCTL" -c "$TMP/ctl.ini" migrate --dir "$SRC/migrations" >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log" >&2; fail "wsyncctl migrate failed"; }
+  "$WSYNCCTL" -c "$TMP/ctl.ini" migrate --dir "${WSYNC_MIGRATIONS_DIR:-$SRC/migrations}" >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log" >&2; fail "wsyncctl migrate failed"; }
 }
 
 # Users and tokens exactly as the peers' seed.sql (same ids and tokens); wsync's

@@ -175,24 +175,30 @@ static const char CLAIM_PICK_SQL[] =
 	"    AND q.provider = ANY($2::text[])"
 	"  ORDER BY q.next_retry_at, q.seq"
 	"  LIMIT $6),"
+	/* Every probe goes from the candidate to its entity's entries by key:
+	 * the EXISTS nest, each with OFFSET 0, so that PostgreSQL neither turns
+	 * them into anti-joins nor reorders their joins.  A generic plan would
+	 * otherwise hash every pending entry, or scan every scheduled workout's
+	 * entry, once per claim or even once per candidate. */
 	" pick AS MATERIALIZED ("
 	"  SELECT q.id, q.next_retry_at, q.seq FROM cand q"
 	"  WHERE q.id <> ALL($5::uuid[])"
 	"    AND NOT EXISTS (SELECT 1 FROM workout_sync_queue o"
 	"        WHERE o.entity_type = q.entity_type AND o.entity_id = q.entity_id"
 	"          AND o.provider = q.provider AND o.processed_at IS NULL"
-	"          AND o.seq < q.seq)"
+	"          AND o.seq < q.seq OFFSET 0)"
 	"    AND NOT (q.entity_type = 'workout_scheduled' AND EXISTS ("
-	"        SELECT 1 FROM workouts_scheduled s JOIN workout_sync_queue o"
-	"          ON o.entity_type = 'workout' AND o.entity_id = s.workout_id"
-	"        WHERE s.id = q.entity_id AND o.provider = q.provider"
-	"          AND o.processed_at IS NULL"
-	"          AND (o.seq < q.seq OR o.locked_until >= now())))"
+	"        SELECT 1 FROM workouts_scheduled s WHERE s.id = q.entity_id AND EXISTS ("
+	"          SELECT 1 FROM workout_sync_queue o"
+	"          WHERE o.entity_type = 'workout' AND o.entity_id = s.workout_id"
+	"            AND o.provider = q.provider AND o.processed_at IS NULL"
+	"            AND (o.seq < q.seq OR o.locked_until >= now()) OFFSET 0) OFFSET 0))"
 	"    AND NOT (q.entity_type = 'workout' AND EXISTS ("
-	"        SELECT 1 FROM workouts_scheduled s JOIN workout_sync_queue o"
-	"          ON o.entity_type = 'workout_scheduled' AND o.entity_id = s.id"
-	"        WHERE s.workout_id = q.entity_id AND o.provider = q.provider"
-	"          AND o.processed_at IS NULL AND o.locked_until >= now()))"
+	"        SELECT 1 FROM workouts_scheduled s WHERE s.workout_id = q.entity_id AND EXISTS ("
+	"          SELECT 1 FROM workout_sync_queue o"
+	"          WHERE o.entity_type = 'workout_scheduled' AND o.entity_id = s.id"
+	"            AND o.provider = q.provider AND o.processed_at IS NULL"
+	"            AND o.locked_until >= now() OFFSET 0) OFFSET 0))"
 	/* lifecycle (migration 0007): a workout's delete waits while a delete
 	 * of a scheduled workout of the same user is unfinished on that
 	 * provider, so calendar entries go before their workout.  No seq bound:
@@ -596,7 +602,7 @@ int wsync_store_prepare(PGconn *db, int flags)
 		int ok;
 		snprintf(sql, sizeof sql, "%s%s",
 		         flags & WSYNC_STORE_GENERIC_PLANS ? "SET plan_cache_mode = force_generic_plan;"
-		                                             "SET enable_seqscan = off;" : "",
+		                                             "SET enable_seqscan = off; SET jit = off;" : "",
 		         flags & WSYNC_STORE_ASYNC_COMMIT ? "SET synchronous_commit = off;" : "");
 		r = PQexec(db, sql);
 		ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -95,7 +95,8 @@ void wsync_job_free(wsync_job *job);
  * statement of the store probes by key, and a custom plan per batch cost
  * as much planning as execution.  A generic plan is made once, maybe while
  * a table is empty: without enable_seqscan it still probes by key when the
- * table has grown. */
+ * table has grown.  No JIT either: the generic claim's estimate sits near
+ * jit_above_cost, and compiling it took 25 ms against 1 ms to run it. */
 #define WSYNC_STORE_GENERIC_PLANS 2
 int wsync_store_prepare(PGconn *db, int flags);
 

@@ -1,6 +1,6 @@
 /*
  * schemas.h -- two schemas side by side, for the SQL tests that compare the
- * old and the new form of one rule (test_bulk.c: 0005 against 0006;
+ * old and the new form of one rule (test_bulk.c: 0005 against every migration;
  * test_rategrant.c: 0011 against 0012).
  */
 #ifndef WSYNC_TEST_SCHEMAS_H

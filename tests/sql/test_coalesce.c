@@ -270,6 +270,21 @@ static void test_concurrent(PGconn *db)
 		                         " AND provider = 'wahoo'", 1, p), 0);
 	}
 	free(id);
+
+	/* Creates (migration 0014's plain INSERT, folding when it meets a
+	 * pending entry) racing each other and a claimer: no error reaches the
+	 * callers, never two unclaimed entries, and every entry is a create. */
+	id = fresh_id(db);
+	T_EQ_INT(run_threads(id, "create", 1), 0);
+	T_CHECK(never_claimed(db, id, "wahoo") <= 1);
+	T_CHECK(never_claimed(db, id, "garmin") <= 1);
+	T_CHECK(rows(db, id) >= 2);
+	{
+		const char *p[1] = {id};
+		T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue"
+		                         " WHERE entity_id = $1::uuid AND operation <> 'create'", 1, p), 0);
+	}
+	free(id);
 }
 
 int main(void)

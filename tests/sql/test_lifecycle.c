@@ -4,7 +4,8 @@
  * registration and the operator's override decide sync_providers.enabled
  * (and with it what the triggers queue); wsync_provider_state says why a
  * provider is not served; the claim (core/daemon/store.c) runs a workout's
- * delete after its calendar entries' deletes; fixing a workout's text
+ * delete after its calendar entries' deletes, and reads only its
+ * candidates' entries however long the history; fixing a workout's text
  * re-queues its scheduled workouts failed with invalid_workout.
  */
 #include "sqltest.h"
@@ -422,6 +423,75 @@ static void test_invalid_workout_requeue_bulk(PGconn *db)
 		free(w[i]), free(s[i]);
 }
 
+/* Buffers one claim of 100 (wsyncd's prepared statement, leases rolled
+ * back) reads, from EXPLAIN (ANALYZE, BUFFERS); *jit set when PostgreSQL
+ * compiled it. */
+static long long claim_buffers(PGconn *db, int *jit)
+{
+	char *plan, *hit;
+	long long n = -1;
+	t_exec(db, "BEGIN", 0, NULL);
+	plan = t_query_str(db, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, FORMAT JSON)"
+	                       " EXECUTE wsync_claim('test:1:0', '{wahoo}', 100, 30, '{}', 132)",
+	                   0, NULL);
+	t_exec(db, "ROLLBACK", 0, NULL);
+	/* The top node's counters come first; they include its children's. */
+	hit = plan ? strstr(plan, "\"Shared Hit Blocks\": ") : NULL;
+	if (hit) {
+		const char *read = strstr(plan, "\"Shared Read Blocks\": ");
+		n = atoll(hit + strlen("\"Shared Hit Blocks\": "));
+		if (read)
+			n += atoll(read + strlen("\"Shared Read Blocks\": "));
+	}
+	*jit = plan && strstr(plan, "\"JIT\"") != NULL;
+	free(plan);
+	return n;
+}
+
+/* A claim reads its candidates' own entries, whatever else the queue holds:
+ * a long history of workouts and of scheduled workouts, thousands of
+ * scheduled workouts and of pending entries not yet due.  (A plan that
+ * hashed or scanned any of those per claim read them all each time.) */
+static void test_claim_reads_by_key(PGconn *db)
+{
+	long long before, after;
+	int jit = 0;
+	t_exec(db, "SET wsync.triggers = off", 0, NULL);
+	t_exec(db, "INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation,"
+	           " provider) SELECT '" U "', 'workout', gen_random_uuid(), 'create', 'wahoo'"
+	           " FROM generate_series(1, 400)", 0, NULL);
+	t_exec(db, "ANALYZE", 0, NULL);
+	before = claim_buffers(db, &jit);
+	T_CHECK(before > 0);
+	T_EQ_INT(jit, 0);
+
+	t_exec(db, "INSERT INTO workouts (id, user_id, name) SELECT md5('h' || i)::uuid, '" U "', 'h'"
+	           " FROM generate_series(1, 5000) i", 0, NULL);
+	t_exec(db, "INSERT INTO workouts_scheduled (id, user_id, workout_id, scheduled_date)"
+	           " SELECT md5('s' || i)::uuid, '" U "', md5('h' || (i % 5000 + 1))::uuid,"
+	           " current_date + 1 FROM generate_series(1, 20000) i", 0, NULL);
+	t_exec(db, "INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation,"
+	           " provider, processed_at, locked_until, attempts)"
+	           " SELECT '" U "', CASE WHEN i % 2 = 0 THEN 'workout' ELSE 'workout_scheduled' END,"
+	           " gen_random_uuid(), 'create', 'wahoo', now(), now(), 1"
+	           " FROM generate_series(1, 60000) i", 0, NULL);
+	t_exec(db, "INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation,"
+	           " provider, next_retry_at, locked_until)"
+	           " SELECT '" U "', 'workout_scheduled', md5('s' || i)::uuid, 'update', 'wahoo',"
+	           " now() + interval '1 day', CASE WHEN i % 2 = 0 THEN now() + interval '1 hour' END"
+	           " FROM generate_series(1, 20000) i", 0, NULL);
+	t_exec(db, "ANALYZE", 0, NULL);
+	t_exec(db, "RESET wsync.triggers", 0, NULL);
+	after = claim_buffers(db, &jit);
+	if (after > 2 * before + 200)
+		fprintf(stderr, "claim of 100: %lld buffers on a small queue, %lld with the history\n",
+		        before, after);
+	T_CHECK(after > 0 && after <= 2 * before + 200);
+	T_EQ_INT(jit, 0);
+	t_exec(db, "TRUNCATE workout_sync_queue", 0, NULL);
+	t_exec(db, "DELETE FROM workouts WHERE name = 'h'", 0, NULL);
+}
+
 int main(void)
 {
 	PGconn *db = t_db();
@@ -433,6 +503,7 @@ int main(void)
 	test_delete_order(db);
 	test_invalid_workout_requeue(db);
 	test_invalid_workout_requeue_bulk(db);
+	test_claim_reads_by_key(db);
 	PQfinish(db);
 	return t_done();
 }
