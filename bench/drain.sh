@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drain rate of `wsyncd --once`: 10,000 queue entries for the scripted test
+# Drain rate of `wsyncd --once`: 30,000 queue entries for the scripted test
 # plugin (answering ok at once) over 1,000 users, workers=4, batch_size=200,
 # on a throwaway PostgreSQL cluster (tests/pg_harness.sh).
 #
@@ -9,7 +9,12 @@
 # (e.g. 1000000) it drains twice in the same cluster: once with an empty
 # history, then again after HISTORY processed rows were added to the queue
 # table, and prints the ratio of the two rates (the claim reads a partial
-# index of pending rows, so the ratio should stay near 1).
+# index of pending rows, so the ratio should stay near 1).  Each rate is the
+# best of WSYNC_BENCH_REPS (2) drains, after a first drain that is not
+# counted (the rate limiter's table is then as a running wsync's).  30,000
+# entries, not fewer: with single drains of 10,000 (about a second each)
+# the ratio moved from 0.67 to 0.92 between runs on the 2-core VM, and one
+# stalled drain of 30,000 among good ones took 4.4 s instead of 2.9.
 set -euo pipefail
 
 if [ "${WSYNC_BENCH_INNER:-}" != 1 ]; then
@@ -19,7 +24,7 @@ if [ "${WSYNC_BENCH_INNER:-}" != 1 ]; then
   [ -x "$build/core/daemon/wsyncd" ] || { echo "no $build/core/daemon/wsyncd: build first" >&2; exit 2; }
   [ -f "$build/tests/fixtures/scripted.so" ] || { echo "no scripted.so in $build/tests/fixtures" >&2; exit 2; }
   export WSYNC_BENCH_INNER=1 WSYNC_BENCH_BUILD="$build" WSYNC_BENCH_SRC="$src"
-  export WSYNC_BENCH_ENTRIES=${2:-10000} WSYNC_BENCH_USERS=${3:-1000} WSYNC_BENCH_HISTORY=${4:-0}
+  export WSYNC_BENCH_ENTRIES=${2:-30000} WSYNC_BENCH_USERS=${3:-1000} WSYNC_BENCH_HISTORY=${4:-0}
   export WSYNC_PG_TEMPLATE_DIR=${WSYNC_PG_TEMPLATE_DIR:-$build/pg}
   exec "$src/tests/pg_harness.sh" "$src/bench/drain.sh"
 fi
@@ -97,12 +102,33 @@ SQL
   }'
 }
 
-drain 0
-base_rate=$rate
-if [ "${WSYNC_BENCH_HISTORY:-0}" -gt 0 ]; then
-  # History: processed entries of entities long gone, as months of syncing
-  # leave behind.
-  psql_q <<SQL
+processed() { psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL"; }
+
+# best_drain LABEL: WSYNC_BENCH_REPS drains; prints the best rate and sets $best.
+best_drain() {
+  local rep
+  best=0
+  for ((rep = 0; rep < ${WSYNC_BENCH_REPS:-2}; rep++)); do
+    drain "$(processed)"
+    best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')
+  done
+  echo "$1: best of ${WSYNC_BENCH_REPS:-2}: $best entries/s"
+}
+
+if [ "${WSYNC_BENCH_HISTORY:-0}" -eq 0 ]; then
+  drain 0
+  exit 0
+fi
+# A first drain, not counted, so that the measured ones start as a running
+# wsync does: the rate limiter's table holds the newest calls of every user
+# (wsync_rate_calls, 0003), which each grant then prunes.  Without it the
+# first measured drain alone started from an empty table.
+echo "warm-up: $(drain 0)"
+best_drain "empty table"
+base_rate=$best
+# History: processed entries of entities long gone, as months of syncing
+# leave behind.
+psql_q <<SQL
 INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider,
                                 processed_at, locked_until, attempts)
   SELECT gen_random_uuid(), 'workout', gen_random_uuid(), 'create', 'scripted',
@@ -110,7 +136,5 @@ INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, prov
   FROM generate_series(1, $WSYNC_BENCH_HISTORY);
 VACUUM ANALYZE workout_sync_queue;
 SQL
-  hist=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL")
-  drain "$hist"
-  awk -v a="$base_rate" -v b="$rate" 'BEGIN { printf "ratio with history / without: %.2f\n", b / a }'
-fi
+best_drain "with history"
+awk -v a="$base_rate" -v b="$best" 'BEGIN { printf "ratio with history / without: %.2f\n", b / a }'

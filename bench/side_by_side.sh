@@ -75,7 +75,7 @@ Environment (defaults in brackets):
                    times; the best of each is reported
   PICKUP_N [100], PICKUP_SPACING_MS [150], PICKUP_POLL_US [1000], PICKUP_CONCURRENCY
                    [C of the first config]
-  CLAIM_ENTRIES [10000], CLAIM_HISTORY [1000000]   for bench/drain.sh
+  CLAIM_ENTRIES [30000], CLAIM_HISTORY [1000000]   for bench/drain.sh
   WSYNC_PORT [18932], PROVIDER_PORT (peers) [18931]
   KEEP_TMP=1       keep the temp dir (cluster, logs)
   PG_EXTRA_OPTS    more postgres -c options for wsync's cluster (e.g. to load
@@ -130,7 +130,7 @@ PICKUP_N=${PICKUP_N:-100}
 ENQUEUE_REPS=${ENQUEUE_REPS:-3}
 PICKUP_SPACING_MS=${PICKUP_SPACING_MS:-150}
 PICKUP_POLL_US=${PICKUP_POLL_US:-1000}
-CLAIM_ENTRIES=${CLAIM_ENTRIES:-10000}
+CLAIM_ENTRIES=${CLAIM_ENTRIES:-30000}
 CLAIM_HISTORY=${CLAIM_HISTORY:-1000000}
 WSYNC_PORT=${WSYNC_PORT:-18932}
 PROVIDER_PORT=${PROVIDER_PORT:-18931}
@@ -494,7 +494,8 @@ claim_run() {
   [ "$rc" = 0 ] || { cat "$TMP/drain.err" >&2; fail "bench/drain.sh failed (rc $rc)"; }
   node -e '
     const [out, entries, history, load] = process.argv.slice(1);
-    const rates = [...out.matchAll(/: (\d+) entries\/s/g)].map((m) => +m[1]);
+    const rates = [/empty table: best of \d+: (\d+)/, /with history: best of \d+: (\d+)/]
+      .map((re) => { const m = re.exec(out); return m ? +m[1] : null; });
     const ratio = /ratio with history \/ without: ([\d.]+)/.exec(out);
     console.log(JSON.stringify({ kind: "claim", system: "wsync", entries: +entries, history: +history,
       empty_rate: rates[0], history_rate: rates[1], ratio: ratio ? +ratio[1] : null, load }));
