@@ -110,6 +110,21 @@ static void take_answer(wsync_result *res, const wsync_call *call, int32_t st)
 	snprintf(res->message, sizeof res->message, "%s", call->message);
 }
 
+/* A create answered with success must name what it made: without an id
+ * there is no link, and the next change of the entity would create it on
+ * the provider again.  Failing it for good (never retried) makes no second
+ * object; the message tells the operator where to look. */
+static int32_t created_without_id(const wsync_plugin_instance *inst, wsync_call *call,
+                                  int which)
+{
+	snprintf(call->message, sizeof call->message,
+	         "plugin %s answered %s (create) with success but no provider id"
+	         " (set_provider_id was not called): the provider may hold an object wsync"
+	         " cannot link, so it is not created again; check the provider and the plugin",
+	         inst->desc->name, wsync_invoke_op_name(which));
+	return call->status = WSYNC_E_CREATED_WITHOUT_ID;
+}
+
 /* A scheduled workout needs its workout on the provider first.  Nothing
  * else in this process or the cluster works on that workout meanwhile (the
  * claim and the engine's keys see to it), so the loaded link is current. */
@@ -125,7 +140,9 @@ static int32_t ensure_workout_linked(wsync_plugin_instance *inst, wsync_call *ca
 	/* The schedule's intent covers this call too: reconcile it alike. */
 	req.external_key = j->sched_workout_id;
 	st = wsync_invoke(inst, call, WSYNC_INVOKE_SYNC_WORKOUT, &req, NULL);
-	if (st == WSYNC_OK && call->provider_id) {
+	if (st == WSYNC_OK && !call->provider_id)
+		st = created_without_id(inst, call, WSYNC_INVOKE_SYNC_WORKOUT);
+	if (st == WSYNC_OK) {
 		if (!(j->res.workout_link = strdup(call->provider_id)) ||
 		    !(j->workout_link = strdup(call->provider_id)))
 			return fail(&j->res, WSYNC_E_UNEXPECTED, "out of memory");
@@ -160,6 +177,7 @@ static void run_sync(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j
                      const entities *v)
 {
 	int workout = is_workout(&j->entry);
+	int which = workout ? WSYNC_INVOKE_SYNC_WORKOUT : WSYNC_INVOKE_SYNC_SCHEDULED_WORKOUT;
 	const char *own = workout ? j->workout_link : j->sched_link;
 	wsync_request req;
 	int recreated;
@@ -169,10 +187,12 @@ static void run_sync(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j
 	 * between the provider call and our commit.  An update answered 404 is
 	 * repeated as a create by wsync_invoke: the old link goes. */
 	base_request(&req, j, v, own ? WSYNC_OP_UPDATE : WSYNC_OP_CREATE);
-	st = wsync_invoke(inst, call, workout ? WSYNC_INVOKE_SYNC_WORKOUT
-	                  : WSYNC_INVOKE_SYNC_SCHEDULED_WORKOUT, &req, &recreated);
+	st = wsync_invoke(inst, call, which, &req, &recreated);
 	if (recreated)
 		j->res.link = LINK_DROP;
+	/* req.operation: a 404 on an update made it a create */
+	if (st == WSYNC_OK && !call->provider_id && req.operation == WSYNC_OP_CREATE)
+		st = created_without_id(inst, call, which);
 	if (st == WSYNC_OK && call->provider_id) {
 		j->res.relinked = j->res.link == LINK_DROP && workout;
 		j->res.link = LINK_SET;

@@ -29,6 +29,7 @@ static int retried(int32_t status)
 	case WSYNC_E_AUTH:
 	case WSYNC_E_INVALID:
 	case WSYNC_E_INVALID_WORKOUT:
+	case WSYNC_E_CREATED_WITHOUT_ID:
 		return 0;
 	default:
 		return 1;

@@ -5,7 +5,8 @@
  * error_type, retried and wait); tests/engine/test_classify_ratelimit.c
  * checks this code against it.  Beyond that table: WSYNC_NOT_APPLICABLE is
  * a success, WSYNC_E_INVALID_WORKOUT is invalid_workout (not retried), and
- * WSYNC_E_RECORD_GONE below is record_not_found (not retried).  Statuses
+ * WSYNC_E_RECORD_GONE below is record_not_found (not retried),
+ * WSYNC_E_CREATED_WITHOUT_ID is unexpected_error (not retried).  Statuses
  * the table does not know are unexpected_error, retried with backoff.
  * Pure functions: unit-tested directly.
  */
@@ -17,6 +18,11 @@
 /* Status the engine uses when the entity row no longer exists (the
  * workout or scheduled workout was deleted before its entry ran). */
 #define WSYNC_E_RECORD_GONE 100
+/* Status the engine uses when a plugin answered a create with success but
+ * never called set_provider_id: the provider may hold the object, which
+ * wsync cannot name, so creating it again could make a second one.  Not
+ * retried; the operator looks at the provider (and the plugin). */
+#define WSYNC_E_CREATED_WITHOUT_ID 101
 
 typedef struct wsync_outcome {
 	int processed;            /* 1: processed_at = now (success or permanent) */

@@ -428,7 +428,10 @@ typedef struct wsync_host {
 	int32_t (*set_error)(wsync_call *call, int32_t status, int64_t retry_after_s,
 	                     const char *fmt, ...) WSYNC_PRINTF(4, 5);
 
-	/* Record the provider's id for the entity just created (copied). */
+	/* Record the provider's id for the entity just created (copied).  A
+	 * create that returns WSYNC_OK must call it: wsyncd fails a create
+	 * answered WSYNC_OK without an id as unexpected_error and never
+	 * retries it (the provider may hold an object it cannot link). */
 	void (*set_provider_id)(wsync_call *call, const char *provider_id);
 
 	/* Wall-clock time, unix seconds. */

@@ -305,7 +305,8 @@ typedef struct wsync_testhost_outcome {
 	                            without a message" */
 	int64_t retry_after_s;   /* from set_error() / host->http(), or 0 */
 	const char *provider_id; /* from set_provider_id(), or NULL (whatever
-	                            the status; wsyncd keeps it only on OK) */
+	                            the status; wsyncd keeps it only on OK, and
+	                            fails a create answered OK without one) */
 } wsync_testhost_outcome;
 
 const wsync_testhost_outcome *wsync_testhost_result(const wsync_testhost *th);

@@ -256,6 +256,34 @@ static void test_other_classes(void)
 	free(q), free(w), free(u);
 }
 
+/* A create answered with success but no provider id: failed for good, and
+ * the provider got one call, not a second create at the next change. */
+static void test_created_without_id(void)
+{
+	char *u = new_user(), *w = new_workout(u, "answer=no_id");
+	char *q = enqueue(u, "workout", w, "create", NULL, 0), *msg, *log;
+	size_t before = strlen((log = t_read_file(calls)) ? log : "");
+	free(log);
+	run_once();
+	T_EQ_INT(processed(q), 1);
+	CHECK_ERROR_TYPE(q, "unexpected_error");
+	T_EQ_INT(retry_count(q), 0);
+	msg = qstr("SELECT error_message FROM workout_sync_queue WHERE id = $1", q);
+	T_CONTAINS(msg, "plugin scripted answered sync_workout (create) with success but no"
+	                " provider id");
+	T_EQ_INT(qint("SELECT count(*) FROM workout_sync_links WHERE entity_id = $1", w), 0);
+	/* one call for this workout in the scripted plugin's record */
+	log = t_read_file(calls);
+	{
+		int n = 0;
+		for (const char *p = log ? log + before : ""; (p = strstr(p, w)); p++)
+			n++;
+		T_EQ_INT(n, 1);
+	}
+	free(log), free(msg);
+	free(q), free(w), free(u);
+}
+
 static void test_record_not_found(void)
 {
 	char *u = new_user(), *w = new_workout(u, "answer=ok");
@@ -440,6 +468,7 @@ int main(int argc, char **argv)
 	test_auth_error();
 	test_no_token_is_auth_error();
 	test_other_classes();
+	test_created_without_id();
 	test_record_not_found();
 	test_delete_linked();
 	test_create_of_linked_is_update();
