@@ -80,8 +80,8 @@ WITH w AS (
 INSERT INTO workout_sync_queue (user_id, entity_type, entity_id, operation, provider)
   SELECT user_id, 'workout', id, 'create', 'scripted' FROM w;
 ANALYZE;
--- Both drains start with nothing left to flush: the history's million rows
--- would otherwise be checkpointed during the second one (fsync on).
+-- Every drain starts with nothing left to flush: the history's million rows
+-- would otherwise be checkpointed during the next one (fsync on).
 CHECKPOINT;
 SQL
   local before start end done_n left
@@ -94,7 +94,7 @@ SQL
   left=$(psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NULL")
   rate=$(awk -v n="$done_n" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
   awk -v n="$done_n" -v s="$start" -v e="$end" -v left="$left" -v total="$n" -v users="$users" \
-      -v hist="$1" 'BEGIN {
+      -v hist="$before" 'BEGIN {
     t = e - s;
     printf "drained %d of %d entries (%d users, workers=4, batch_size=200, %d processed rows in the table) in %.2f s: %.0f entries/s", n, total, users, hist, t, n / t;
     if (left > 0) printf " (%d still pending)", left;
@@ -102,28 +102,26 @@ SQL
   }'
 }
 
-processed() { psql_q -At -c "SELECT count(*) FROM workout_sync_queue WHERE processed_at IS NOT NULL"; }
-
 # best_drain LABEL: WSYNC_BENCH_REPS drains; prints the best rate and sets $best.
 best_drain() {
   local rep
   best=0
   for ((rep = 0; rep < ${WSYNC_BENCH_REPS:-2}; rep++)); do
-    drain "$(processed)"
+    drain
     best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')
   done
   echo "$1: best of ${WSYNC_BENCH_REPS:-2}: $best entries/s"
 }
 
 if [ "${WSYNC_BENCH_HISTORY:-0}" -eq 0 ]; then
-  drain 0
+  drain
   exit 0
 fi
 # A first drain, not counted, so that the measured ones start as a running
 # wsync does: the rate limiter's table holds the newest calls of every user
 # (wsync_rate_calls, 0003), which each grant then prunes.  Without it the
 # first measured drain alone started from an empty table.
-echo "warm-up: $(drain 0)"
+echo "warm-up: $(drain)"
 best_drain "empty table"
 base_rate=$best
 # History: processed entries of entities long gone, as months of syncing

@@ -110,13 +110,18 @@ static void take_answer(wsync_result *res, const wsync_call *call, int32_t st)
 	snprintf(res->message, sizeof res->message, "%s", call->message);
 }
 
-/* A create answered with success must name what it made: without an id
- * there is no link, and the next change of the entity would create it on
- * the provider again.  Failing it for good (never retried) makes no second
- * object; the message tells the operator where to look. */
-static int32_t created_without_id(const wsync_plugin_instance *inst, wsync_call *call,
-                                  int which)
+/* wsync_invoke for a sync operation.  A create answered with success must
+ * name what it made: without an id there is no link, and the next change
+ * of the entity would create it on the provider again.  Failing it for
+ * good (never retried) makes no second object; the message tells the
+ * operator where to look. */
+static int32_t invoke_sync(wsync_plugin_instance *inst, wsync_call *call, int which,
+                           wsync_request *req, int *recreated)
 {
+	int32_t st = wsync_invoke(inst, call, which, req, recreated);
+	/* req->operation: a 404 on an update made it a create */
+	if (st != WSYNC_OK || call->provider_id || req->operation != WSYNC_OP_CREATE)
+		return st;
 	snprintf(call->message, sizeof call->message,
 	         "plugin %s answered %s (create) with success but no provider id"
 	         " (set_provider_id was not called): the provider may hold an object wsync"
@@ -139,16 +144,14 @@ static int32_t ensure_workout_linked(wsync_plugin_instance *inst, wsync_call *ca
 	req.scheduled = NULL;
 	/* The schedule's intent covers this call too: reconcile it alike. */
 	req.external_key = j->sched_workout_id;
-	st = wsync_invoke(inst, call, WSYNC_INVOKE_SYNC_WORKOUT, &req, NULL);
-	if (st == WSYNC_OK && !call->provider_id)
-		st = created_without_id(inst, call, WSYNC_INVOKE_SYNC_WORKOUT);
+	st = invoke_sync(inst, call, WSYNC_INVOKE_SYNC_WORKOUT, &req, NULL);
 	if (st == WSYNC_OK) {
 		if (!(j->res.workout_link = strdup(call->provider_id)) ||
 		    !(j->workout_link = strdup(call->provider_id)))
 			return fail(&j->res, WSYNC_E_UNEXPECTED, "out of memory");
 		wsync_info("Synced %s workout %s first for scheduled workout %s",
 		           j->entry.provider, j->sched_workout_id, j->entry.entity_id);
-	} else if (st != WSYNC_OK && st != WSYNC_NOT_APPLICABLE) {
+	} else if (st != WSYNC_NOT_APPLICABLE) {
 		take_answer(&j->res, call, st);
 		snprintf(j->res.message, sizeof j->res.message, "syncing its workout first: %.990s",
 		         call->message);
@@ -177,7 +180,6 @@ static void run_sync(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j
                      const entities *v)
 {
 	int workout = is_workout(&j->entry);
-	int which = workout ? WSYNC_INVOKE_SYNC_WORKOUT : WSYNC_INVOKE_SYNC_SCHEDULED_WORKOUT;
 	const char *own = workout ? j->workout_link : j->sched_link;
 	wsync_request req;
 	int recreated;
@@ -187,12 +189,10 @@ static void run_sync(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j
 	 * between the provider call and our commit.  An update answered 404 is
 	 * repeated as a create by wsync_invoke: the old link goes. */
 	base_request(&req, j, v, own ? WSYNC_OP_UPDATE : WSYNC_OP_CREATE);
-	st = wsync_invoke(inst, call, which, &req, &recreated);
+	st = invoke_sync(inst, call, workout ? WSYNC_INVOKE_SYNC_WORKOUT
+	                 : WSYNC_INVOKE_SYNC_SCHEDULED_WORKOUT, &req, &recreated);
 	if (recreated)
 		j->res.link = LINK_DROP;
-	/* req.operation: a 404 on an update made it a create */
-	if (st == WSYNC_OK && !call->provider_id && req.operation == WSYNC_OP_CREATE)
-		st = created_without_id(inst, call, which);
 	if (st == WSYNC_OK && call->provider_id) {
 		j->res.relinked = j->res.link == LINK_DROP && workout;
 		j->res.link = LINK_SET;

@@ -14,7 +14,9 @@
 
 #include "testlib.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/select.h>
 
 #define U "11111111-1111-1111-1111-111111111111"
 
@@ -85,6 +87,35 @@ static inline char *sqlt_sqlstate(PGconn *db, const char *sql, int n, const char
 		snprintf(msg, msglen, "%s", m ? m : "");
 	PQclear(r);
 	return out;
+}
+
+/* The notifications `l` (which LISTENs on wsync_queue) receives within
+ * `ms` milliseconds: their payloads, comma-separated in arrival order, into
+ * out (truncated to len); returns how many. */
+static inline int sqlt_notifies(PGconn *l, int ms, char *out, size_t len)
+{
+	size_t off = 0;
+	int n = 0;
+	if (len)
+		out[0] = '\0';
+	for (int waited = 0; waited < ms; waited += 50) {
+		fd_set fds;
+		struct timeval tv = {0, 50000};
+		PGnotify *nt;
+		FD_ZERO(&fds);
+		FD_SET(PQsocket(l), &fds);
+		select(PQsocket(l) + 1, &fds, NULL, NULL, &tv);
+		PQconsumeInput(l);
+		while ((nt = PQnotifies(l))) {
+			T_EQ_STR(nt->relname, "wsync_queue");
+			if (off < len)
+				off += (size_t)snprintf(out + off, len - off, "%s%s", n ? "," : "",
+				                        nt->extra);
+			n++;
+			PQfreemem(nt);
+		}
+	}
+	return n;
 }
 
 #endif

@@ -21,7 +21,6 @@
 
 #include <dirent.h>
 #include <pthread.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 /* A second user: tp and wahoo enabled, garmin connected with uploads off. */
@@ -318,8 +317,8 @@ static void test_api_same(PGconn *o, PGconn *n)
 static void test_three_row_insert(PGconn *db)
 {
 	PGconn *l = t_db();
-	int seen = 0, got = 0;
-	char *ops;
+	int seen = 0, got;
+	char *ops, names[256];
 	t_exec(l, "LISTEN wsync_queue", 0, NULL);
 	t_exec(db, "INSERT INTO workouts (user_id, name) VALUES"
 	           " ('" U "', 'three-a'), ('" U "', 'three-b'), ('" U2 "', 'three-c')", 0, NULL);
@@ -330,21 +329,9 @@ static void test_three_row_insert(PGconn *db)
 	T_EQ_STR(ops, "three-a:create:garmin,three-a:create:wahoo,three-b:create:garmin,"
 	              "three-b:create:wahoo,three-c:create:tp,three-c:create:wahoo");
 	free(ops);
-	for (int waited = 0; waited < 2000 && got < 4; waited += 50) {
-		fd_set fds;
-		struct timeval tv = {0, 50000};
-		PGnotify *nt;
-		FD_ZERO(&fds);
-		FD_SET(PQsocket(l), &fds);
-		select(PQsocket(l) + 1, &fds, NULL, NULL, &tv);
-		PQconsumeInput(l);
-		while ((nt = PQnotifies(l))) {
-			seen |= !strcmp(nt->extra, "wahoo") ? 1 : !strcmp(nt->extra, "garmin") ? 2
-			      : !strcmp(nt->extra, "tp") ? 4 : 8;
-			got++;
-			PQfreemem(nt);
-		}
-	}
+	got = sqlt_notifies(l, 2000, names, sizeof names);
+	for (char *p = strtok(names, ","); p; p = strtok(NULL, ","))
+		seen |= !strcmp(p, "wahoo") ? 1 : !strcmp(p, "garmin") ? 2 : !strcmp(p, "tp") ? 4 : 8;
 	/* One notification per provider for the statement, none for others. */
 	T_EQ_INT(got, 3);
 	T_EQ_INT(seen, 7);

@@ -5,7 +5,6 @@
  */
 #include "sqltest.h"
 
-#include <sys/select.h>
 
 static char *new_workout(PGconn *db)
 {
@@ -238,22 +237,10 @@ static void test_rollback(PGconn *db)
  * ORs 1 (wahoo) / 2 (garmin) / 4 (other) into *seen. */
 static int drain_notifies(PGconn *l, int ms, int *seen)
 {
-	int n = 0;
-	for (int waited = 0; waited < ms; waited += 50) {
-		fd_set fds;
-		struct timeval tv = {0, 50000};
-		PGnotify *nt;
-		FD_ZERO(&fds);
-		FD_SET(PQsocket(l), &fds);
-		select(PQsocket(l) + 1, &fds, NULL, NULL, &tv);
-		PQconsumeInput(l);
-		while ((nt = PQnotifies(l))) {
-			T_EQ_STR(nt->relname, "wsync_queue");
-			*seen |= !strcmp(nt->extra, "wahoo") ? 1 : !strcmp(nt->extra, "garmin") ? 2 : 4;
-			n++;
-			PQfreemem(nt);
-		}
-	}
+	char got[256];
+	int n = sqlt_notifies(l, ms, got, sizeof got);
+	for (char *p = strtok(got, ","); p; p = strtok(NULL, ","))
+		*seen |= !strcmp(p, "wahoo") ? 1 : !strcmp(p, "garmin") ? 2 : 4;
 	return n;
 }
 

@@ -16,8 +16,6 @@
 #include "schemas.h"
 #include "sqltest.h"
 
-#include <sys/select.h>
-
 static char *new_workout(PGconn *db, const char *id)
 {
 	const char *p[1] = {id};
@@ -34,35 +32,11 @@ static char *queue_snapshot(PGconn *db)
 	                   0, NULL);
 }
 
-/* NOTIFY payloads on `l` within `ms`, comma-separated in arrival order;
- * caller frees. */
-static char *notifies(PGconn *l, int ms)
-{
-	char buf[512] = "";
-	size_t off = 0;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	int fd = PQsocket(l);
-	for (;;) {
-		fd_set set;
-		PGnotify *n;
-		PQconsumeInput(l);
-		while ((n = PQnotifies(l))) {
-			off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", off ? "," : "",
-			                        n->extra);
-			PQfreemem(n);
-		}
-		FD_ZERO(&set);
-		FD_SET(fd, &set);
-		if (select(fd + 1, &set, NULL, NULL, &tv) <= 0)
-			break;
-	}
-	return strdup(buf);
-}
-
 int main(void)
 {
 	PGconn *db = t_db(), *l;
 	char *old_dir = sqlt_migrations_upto(13), full[4096], *before, *after, *w[4], *got;
+	char names[256];
 	snprintf(full, sizeof full, "%s/migrations",
 	         getenv("WSYNC_SOURCE_ROOT") ? getenv("WSYNC_SOURCE_ROOT") : ".");
 
@@ -108,9 +82,8 @@ int main(void)
 	t_exec(l, "LISTEN wsync_queue", 0, NULL);
 	t_exec(db, "INSERT INTO workouts (user_id, name) SELECT '" U "', 'new ' || i"
 	           " FROM generate_series(1, 3) i", 0, NULL);
-	got = notifies(l, 500);
-	T_CHECK(!strcmp(got, "garmin,wahoo") || !strcmp(got, "wahoo,garmin"));
-	free(got);
+	sqlt_notifies(l, 500, names, sizeof names);
+	T_CHECK(!strcmp(names, "garmin,wahoo") || !strcmp(names, "wahoo,garmin"));
 	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue q JOIN workouts w"
 	                         " ON w.id = q.entity_id WHERE w.name LIKE 'new %'"
 	                         " AND q.operation = 'create' AND q.processed_at IS NULL", 0, NULL), 6);
