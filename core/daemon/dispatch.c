@@ -238,6 +238,7 @@ void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
 	if (j->res.status == WSYNC_E_AUTH)
 		needs_reconnect(j);
 	j->res.refreshed = call.refreshed;
+	j->res.sent = call.requests > 0;
 	j->res.plugin_died = call.plugin_died;
 	/* The message goes to the log and the queue row: no secret in it. */
 	wsync_call_redact(&call, j->res.message);

@@ -142,9 +142,12 @@ static void log_outcome(const wsync_job *j, int max_retries)
 		            en->id, en->provider, en->entity_type, en->entity_id, en->operation,
 		            o->error_type, j->res.message);
 	else if (!strcmp(o->error_type, "rate_limit"))
-		wsync_warn("Sync deferred for entry %s (%s %s %s): rate_limit: %s; next attempt in %lld s",
-		           en->id, en->provider, en->entity_type, en->entity_id, j->res.message,
-		           (long long)o->delay_s);
+		/* wsync's own limiter at work, as configured, is no warning: a
+		 * backlog makes one of these per entry and window. */
+		wsync_log(j->res.deferred ? WSYNC_LOG_INFO : WSYNC_LOG_WARNING,
+		          "Sync deferred for entry %s (%s %s %s): rate_limit: %s; next attempt in %lld s",
+		          en->id, en->provider, en->entity_type, en->entity_id, j->res.message,
+		          (long long)o->delay_s);
 	else
 		wsync_warn("Sync failed for entry %s (%s %s %s %s): %s: %s; retry %d of %d in %lld s",
 		           en->id, en->provider, en->entity_type, en->entity_id, en->operation,

@@ -465,13 +465,14 @@ static const char OUTCOME_SQL[] =
 	"                  ELSE now() + make_interval(secs => o.delay) END,"
 	"  retry_count = o.retries, error_type = o.error_type, error_message = o.message,"
 	"  attempts = greatest(q.attempts - o.give_back, 0),"
-	"  intent_at = CASE WHEN o.processed AND o.error_type IS NULL THEN NULL ELSE q.intent_at END,"
+	"  intent_at = CASE WHEN o.clear_intent THEN NULL ELSE q.intent_at END,"
 	/* not NULL: a claimed row never re-enters the coalescing index, so a
 	 * later enqueue cannot rewrite it */
 	"  locked_until = now() - interval '1 second', locked_by = NULL, updated_at = now()"
 	" FROM unnest($1::uuid[], $2::bigint[], $3::bool[], $4::bigint[], $5::int[], $6::text[],"
-	"             $7::text[], $8::int[])"
-	"   AS o(id, lease, processed, delay, retries, error_type, message, give_back)"
+	"             $7::text[], $8::int[], $9::bool[])"
+	"   AS o(id, lease, processed, delay, retries, error_type, message, give_back,"
+	"        clear_intent)"
 	" WHERE q.id = o.id AND q.lease_token = o.lease AND q.processed_at IS NULL";
 
 /* One row per link to set; a later row for the same link wins. */
@@ -549,10 +550,10 @@ static const struct stmt_def {
 	[ST_RECONNECT] = {"wsync_reconnect", {{RECONNECT_SQL, 0}}},
 	/* The common outcome batch (links to set, nothing to drop, re-sync or
 	 * flag) in one statement, so one round trip and its own commit: the
-	 * links ($9-$13) and the queue rows ($1-$8), as ST_LINK_SET and
+	 * links ($10-$14) and the queue rows ($1-$9), as ST_LINK_SET and
 	 * ST_OUTCOME in a transaction would write them. */
 	[ST_OUTCOME_LINKS] = {"wsync_outcome_links",
-	                      {{"WITH l AS (", 0}, {LINK_SET_SQL, 8}, {" RETURNING 1) ", 0},
+	                      {{"WITH l AS (", 0}, {LINK_SET_SQL, 9}, {" RETURNING 1) ", 0},
 	                       {OUTCOME_SQL, 0}}},
 };
 
@@ -641,6 +642,12 @@ static void add_outcome(arrays *a, wsync_job *j)
 	sb_elem(&a->col[6], o->error_type ? j->res.message : NULL);
 	/* A deferral returns the attempt its intent counted. */
 	sb_int(&a->col[7], j->res.started && !o->uses_attempt ? 1 : 0);
+	/* The intent goes with a success, and with an attempt that sent
+	 * nothing (deferred by wsync's own limiter, refused before its
+	 * request) unless an earlier attempt left it: the next attempt then
+	 * does not look up what cannot exist. */
+	sb_elem(&a->col[8], (o->processed && !o->error_type) ||
+	                    (!j->res.sent && !j->entry.reconcile) ? "t" : "f");
 }
 
 static void add_link(arrays *a, const wsync_job *j, const char *type, const char *id,
@@ -674,7 +681,7 @@ typedef struct outcome_batch {
 static void batch_collect(outcome_batch *b, wsync_job *const *jobs, size_t n)
 {
 	memset(b, 0, sizeof *b);
-	arrays_open(&b->q, 8);
+	arrays_open(&b->q, 9);
 	arrays_open(&b->set, 5);
 	arrays_open(&b->drop, 3);
 	arrays_open(&b->resync, 2);
@@ -720,14 +727,14 @@ static void batch_free(outcome_batch *b)
  * trip, its own transaction. */
 static int batch_write_one(PGconn *db, outcome_batch *b)
 {
-	const char *p[13];
+	const char *p[14];
 	if (arrays_close(&b->q) < 0 || arrays_close(&b->set) < 0)
 		return -1;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 9; i++)
 		p[i] = b->q.col[i].s;
 	for (int i = 0; i < 5; i++)
-		p[8 + i] = b->set.col[i].s;
-	return run_ok(db, ST_OUTCOME_LINKS, 13, p, 0);
+		p[9 + i] = b->set.col[i].s;
+	return run_ok(db, ST_OUTCOME_LINKS, 14, p, 0);
 }
 
 /* Links dropped, schedules re-synced, tokens flagged: every statement in

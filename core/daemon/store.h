@@ -56,6 +56,8 @@ typedef struct wsync_result {
 	                                  workout first: that link, malloc'ed */
 	int mark_reconnect;            /* a final auth_error: flag the token */
 	int started;                   /* the intent was recorded */
+	int sent;                      /* the calls handed a request to libcurl:
+	                                  it may have reached the provider */
 	int refreshed;                 /* the calls refreshed the user's token */
 	int plugin_died;               /* the plugin's process died in a call */
 } wsync_result;

@@ -333,6 +333,7 @@ static int32_t host_http(wsync_call *call, const wsync_http_request *req,
 		const char *bearer = req->auth && call->token ? call->token->access_token : NULL;
 		if (rate_limit(call) < 0)
 			return call->status;
+		call->requests++;
 		wsync_http_perform(call->http, &s, req, bearer, &call->result, now_s());
 		fill_response(call, resp);
 		if (call->result.status == 401 && req->auth && !call->refreshed) {

@@ -33,6 +33,9 @@ struct wsync_call {
 	wsync_http_result result;      /* last answer (body owned by http) */
 	int refreshed;                 /* one refresh per operation */
 	int deferred;                  /* the limiter asked for a long wait */
+	int requests;                  /* HTTP requests handed to libcurl during
+	                                  the operation: 0 means nothing of it
+	                                  can have reached the provider */
 	int plugin_died;               /* the plugin's process crashed or was
 	                                  killed during the call (isolate.h) */
 	/* outcome */

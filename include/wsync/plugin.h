@@ -311,6 +311,8 @@ typedef struct wsync_scheduled_entity {
  * with set_provider_id() when found, creating only when the provider
  * certainly has none.  A provider with no documented lookup says so in its
  * README; its exposure is limited to the one call that was in flight.
+ * An attempt that handed no request to host->http() (deferred by the host's
+ * rate limiter, say) cannot have reached the provider and leaves no intent.
  * Never rely on the provider rejecting a duplicate.  Test for the members
  * with WSYNC_HAS(req, reconcile): a 1.0 host does not pass them.
  */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *wsyncd, *fixture_dir;
 static PGconn *db;
@@ -426,6 +427,73 @@ static void test_abandoned(void)
 	free(q), free(w), free(u);
 }
 
+/* wsync's own limiter defers an entry before its request: nothing of that
+ * attempt can have reached the provider, so it leaves no intent and the
+ * next attempt does not look up what cannot exist; an intent an earlier
+ * attempt left stays.  Provider "limited": the scripted plugin making one
+ * GET through the core per call (to a closed port; only a deferral changes
+ * its answer), one call per user and minute. */
+static void test_own_deferral_leaves_no_intent(const char *conninfo)
+{
+	char dir[600], path[700], text[2048], lini[512], lcalls[600], *u, *w[3], *q[3];
+	const char *p[2];
+	snprintf(dir, sizeof dir, "%s/limited", tmp);
+	snprintf(lcalls, sizeof lcalls, "%s/calls-limited.log", tmp);
+	write_config(dir, conninfo, 1, 10, lcalls, 0, lini);
+	snprintf(path, sizeof path, "%s/conf.d/scripted.ini", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/conf.d/limited.ini", dir);
+	snprintf(text, sizeof text,
+	         "[provider]\nplugin = scripted\nuser_rate_limits = 1/1m\n"
+	         "base_url = https://127.0.0.1:9\nconnect_timeout_seconds = 2\n"
+	         "[scripted]\nrecord_file = %s\nhttp = true\n", lcalls);
+	t_write_file(path, text, 0644);
+	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ('limited', 'scripted')"
+	           " ON CONFLICT DO NOTHING", 0, NULL);
+	u = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
+	p[0] = u;
+	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
+	           " upload_workouts_enabled) VALUES ($1, 'limited', 'tok', true)", 1, p);
+	for (int i = 0; i < 3; i++) {
+		w[i] = new_workout(u, "answer=ok");
+		p[1] = w[i];
+		q[i] = t_query_str(db, "INSERT INTO workout_sync_queue (user_id, entity_type,"
+		                       " entity_id, operation, provider) VALUES ($1, 'workout', $2,"
+		                       " 'create', 'limited') RETURNING id::text", 2, p);
+	}
+	/* q[1]'s earlier attempt may have reached the provider. */
+	p[0] = q[1];
+	t_exec(db, "UPDATE workout_sync_queue SET intent_at = now() - interval '1 minute',"
+	           " attempts = 1, locked_until = now() - interval '1 minute'"
+	           " WHERE id = $1", 1, p);
+	{
+		char *out = NULL;
+		char *argv[] = {(char *)wsyncd, "-c", lini, "--once", NULL};
+		int rc = t_run(argv, &out);
+		T_EQ_INT(rc, 0);
+		if (rc != 0 || t_case_failed())
+			fprintf(stderr, "wsyncd output:\n%s\n", out ? out : "");
+		free(out);
+	}
+	/* The first in queue order had the user's one call of the minute. */
+	T_EQ_INT(processed(q[0]), 1);
+	CHECK_ERROR_TYPE(q[0], NULL);
+	for (int i = 1; i < 3; i++) {
+		T_EQ_INT(processed(q[i]), 0);
+		CHECK_ERROR_TYPE(q[i], "rate_limit");
+		T_EQ_INT(retry_count(q[i]), 0);
+	}
+	T_EQ_INT(qint("SELECT (intent_at IS NOT NULL)::int FROM workout_sync_queue"
+	              " WHERE id = $1", q[1]), 1);
+	T_EQ_INT(qint("SELECT attempts FROM workout_sync_queue WHERE id = $1", q[1]), 1);
+	T_EQ_INT(qint("SELECT (intent_at IS NOT NULL)::int FROM workout_sync_queue"
+	              " WHERE id = $1", q[2]), 0);
+	T_EQ_INT(qint("SELECT attempts FROM workout_sync_queue WHERE id = $1", q[2]), 0);
+	for (int i = 0; i < 3; i++)
+		free(w[i]), free(q[i]);
+	free(u);
+}
+
 static void test_bad_conninfo(void)
 {
 	char dir[600], bad_ini[512], *out = NULL;
@@ -474,6 +542,7 @@ int main(int argc, char **argv)
 	test_create_of_linked_is_update();
 	test_order_per_entity();
 	test_abandoned();
+	test_own_deferral_leaves_no_intent(conninfo);
 	test_bad_conninfo();
 
 	PQfinish(db);
