@@ -366,14 +366,16 @@ wsync_engine *wsync_engine_new(wsync_config *cfg, const char *config_path)
 	e->config_path = config_path ? strdup(config_path) : NULL;
 	e->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
 	e->limiter = wsync_ratelimiter_new();
+	e->stagger = wsync_stagger_new();
 	/* A few connections serve every call's token refreshes and limiter. */
 	e->pool = wsync_dbpool_new(e->conninfo, 8);
 	e->n_threads = cfg->workers > 0 ? cfg->workers : 1;
 	/* Non-blocking both ways: a signal handler or a call thread never waits
 	 * on a full pipe, and the supervisor drains it without blocking. */
-	if (!e->conninfo || !e->limiter || !e->pool ||
+	if (!e->conninfo || !e->limiter || !e->stagger || !e->pool ||
 	    pipe2(e->pipe_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
 		wsync_dbpool_free(e->pool);
+		wsync_stagger_free(e->stagger);
 		wsync_ratelimiter_free(e->limiter);
 		free(e->conninfo);
 		free(e->config_path);
@@ -404,6 +406,7 @@ void wsync_engine_free(wsync_engine *e)
 	wsync_metrics_free(e->metrics); /* stops the endpoint first */
 	wsync_registry_free(e->registry);
 	wsync_ratelimiter_free(e->limiter);
+	wsync_stagger_free(e->stagger);
 	wsync_dbpool_free(e->pool);
 	wsync_config_free(e->cfg);
 	pthread_rwlock_destroy(&e->swap_lock);

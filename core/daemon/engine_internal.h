@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "host/plugin_loader.h"
 #include "host/ratelimit.h"
+#include "stagger.h"
 #include "store.h"
 
 #include <limits.h>
@@ -43,6 +44,7 @@ struct wsync_engine {
 	wsync_registry *registry;
 	wsync_ratelimiter *limiter;
 	wsync_dbpool *pool;             /* token refresh, cluster-wide limiter */
+	wsync_stagger *stagger;         /* when deferred entries come back */
 	wsync_metrics *metrics;         /* counters, and the endpoint when
 	                                   [metrics] listen is set */
 	pthread_rwlock_t swap_lock;     /* writers: reload swaps cfg/registry */

@@ -162,6 +162,15 @@ static void classify(wsync_engine *e, wsync_job *j)
 	const wsync_config *c = e->cfg;
 	j->outcome = wsync_classify(j->res.status, j->entry.retry_count, c->max_retries,
 	                            c->backoff_s, c->n_backoff, j->res.retry_after_s, jitter());
+	if (j->res.deferred && !j->outcome.processed) {
+		/* wsync's own limiter: the user's backlog comes back in waves */
+		const wsync_plugin_instance *inst = wsync_registry_find(e->registry,
+		                                                        j->entry.provider);
+		if (inst)
+			j->outcome.delay_s = wsync_stagger_delay(
+				e->stagger, j->entry.provider, j->entry.user_id, j->outcome.delay_s,
+				inst->cfg->user_windows, inst->cfg->n_user_windows, (int64_t)time(NULL));
+	}
 	log_outcome(j, c->max_retries);
 }
 

@@ -427,54 +427,73 @@ static void test_abandoned(void)
 	free(q), free(w), free(u);
 }
 
+/* A provider `name` (conf.d/<name>.ini, plugin scripted) whose every call
+ * makes one GET through the core (to a closed port: only a deferral
+ * changes the scripted answer), with `limits` per user, one worker; its
+ * own config at *ini_out.  Returns a user with a token there. */
+static char *limited_provider(const char *conninfo, const char *name, const char *limits,
+                              char *ini_out)
+{
+	char dir[600], path[700], text[2048], rec[700];
+	const char *p[2] = {name, NULL};
+	snprintf(dir, sizeof dir, "%s/%s", tmp, name);
+	snprintf(rec, sizeof rec, "%s/calls-%s.log", tmp, name);
+	write_config(dir, conninfo, 1, 10, rec, 0, ini_out);
+	snprintf(path, sizeof path, "%s/conf.d/scripted.ini", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/conf.d/%s.ini", dir, name);
+	snprintf(text, sizeof text,
+	         "[provider]\nplugin = scripted\nuser_rate_limits = %s\n"
+	         "base_url = https://127.0.0.1:9\nconnect_timeout_seconds = 2\n"
+	         "[scripted]\nrecord_file = %s\nhttp = true\n", limits, rec);
+	t_write_file(path, text, 0644);
+	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ($1, 'scripted')"
+	           " ON CONFLICT DO NOTHING", 1, p);
+	p[1] = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
+	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
+	           " upload_workouts_enabled) VALUES ($2, $1, 'tok', true)", 2, p);
+	return (char *)p[1];
+}
+
+/* n creates of new workouts of `user` on `provider`, in this order. */
+static void enqueue_creates(const char *provider, const char *user, int n, char **w, char **q)
+{
+	for (int i = 0; i < n; i++) {
+		const char *p[3] = {user, NULL, provider};
+		p[1] = w[i] = new_workout(user, "answer=ok");
+		q[i] = t_query_str(db, "INSERT INTO workout_sync_queue (user_id, entity_type,"
+		                       " entity_id, operation, provider) VALUES ($1, 'workout', $2,"
+		                       " 'create', $3) RETURNING id::text", 3, p);
+	}
+}
+
+static void run_config(const char *config)
+{
+	char *out = NULL;
+	char *argv[] = {(char *)wsyncd, "-c", (char *)config, "--once", NULL};
+	int rc = t_run(argv, &out);
+	T_EQ_INT(rc, 0);
+	if (rc != 0)
+		fprintf(stderr, "wsyncd output:\n%s\n", out ? out : "");
+	free(out);
+}
+
 /* wsync's own limiter defers an entry before its request: nothing of that
  * attempt can have reached the provider, so it leaves no intent and the
  * next attempt does not look up what cannot exist; an intent an earlier
- * attempt left stays.  Provider "limited": the scripted plugin making one
- * GET through the core per call (to a closed port; only a deferral changes
- * its answer), one call per user and minute. */
+ * attempt left stays. */
 static void test_own_deferral_leaves_no_intent(const char *conninfo)
 {
-	char dir[600], path[700], text[2048], lini[512], lcalls[600], *u, *w[3], *q[3];
-	const char *p[2];
-	snprintf(dir, sizeof dir, "%s/limited", tmp);
-	snprintf(lcalls, sizeof lcalls, "%s/calls-limited.log", tmp);
-	write_config(dir, conninfo, 1, 10, lcalls, 0, lini);
-	snprintf(path, sizeof path, "%s/conf.d/scripted.ini", dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/conf.d/limited.ini", dir);
-	snprintf(text, sizeof text,
-	         "[provider]\nplugin = scripted\nuser_rate_limits = 1/1m\n"
-	         "base_url = https://127.0.0.1:9\nconnect_timeout_seconds = 2\n"
-	         "[scripted]\nrecord_file = %s\nhttp = true\n", lcalls);
-	t_write_file(path, text, 0644);
-	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ('limited', 'scripted')"
-	           " ON CONFLICT DO NOTHING", 0, NULL);
-	u = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
-	p[0] = u;
-	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
-	           " upload_workouts_enabled) VALUES ($1, 'limited', 'tok', true)", 1, p);
-	for (int i = 0; i < 3; i++) {
-		w[i] = new_workout(u, "answer=ok");
-		p[1] = w[i];
-		q[i] = t_query_str(db, "INSERT INTO workout_sync_queue (user_id, entity_type,"
-		                       " entity_id, operation, provider) VALUES ($1, 'workout', $2,"
-		                       " 'create', 'limited') RETURNING id::text", 2, p);
-	}
+	char lini[512], *u, *w[3], *q[3];
+	const char *p[1];
+	u = limited_provider(conninfo, "limited", "1/1m", lini);
+	enqueue_creates("limited", u, 3, w, q);
 	/* q[1]'s earlier attempt may have reached the provider. */
 	p[0] = q[1];
 	t_exec(db, "UPDATE workout_sync_queue SET intent_at = now() - interval '1 minute',"
 	           " attempts = 1, locked_until = now() - interval '1 minute'"
 	           " WHERE id = $1", 1, p);
-	{
-		char *out = NULL;
-		char *argv[] = {(char *)wsyncd, "-c", lini, "--once", NULL};
-		int rc = t_run(argv, &out);
-		T_EQ_INT(rc, 0);
-		if (rc != 0 || t_case_failed())
-			fprintf(stderr, "wsyncd output:\n%s\n", out ? out : "");
-		free(out);
-	}
+	run_config(lini);
 	/* The first in queue order had the user's one call of the minute. */
 	T_EQ_INT(processed(q[0]), 1);
 	CHECK_ERROR_TYPE(q[0], NULL);
@@ -490,6 +509,36 @@ static void test_own_deferral_leaves_no_intent(const char *conninfo)
 	              " WHERE id = $1", q[2]), 0);
 	T_EQ_INT(qint("SELECT attempts FROM workout_sync_queue WHERE id = $1", q[2]), 0);
 	for (int i = 0; i < 3; i++)
+		free(w[i]), free(q[i]);
+	free(u);
+}
+
+/* A user's backlog deferred by wsync's own limiter (2 calls a minute) comes
+ * back two entries a minute, in queue order, not all at once to be
+ * deferred again. */
+static void test_backlog_comes_back_in_waves(const char *conninfo)
+{
+	enum { N = 9, L = 2 };
+	char lini[512], *u, *w[N], *q[N];
+	long long first = 0, prev = 0;
+	u = limited_provider(conninfo, "waves", "2/1m", lini);
+	enqueue_creates("waves", u, N, w, q);
+	run_config(lini);
+	for (int i = 0; i < L; i++)
+		T_EQ_INT(processed(q[i]), 1);
+	for (int i = L; i < N; i++) {
+		long long d = delay_s(q[i]);
+		int wave = (i - L) / L; /* 2 per minute, after the limiter's wait */
+		T_EQ_INT(processed(q[i]), 0);
+		CHECK_ERROR_TYPE(q[i], "rate_limit");
+		if (i == L)
+			first = d;
+		T_BETWEEN(d, first + 60 * wave - 2, first + 60 * wave + 2);
+		T_CHECK(d >= prev - 2); /* queue order */
+		prev = d;
+	}
+	T_BETWEEN(first, 40, 62); /* the limiter's own wait for the next slot */
+	for (int i = 0; i < N; i++)
 		free(w[i]), free(q[i]);
 	free(u);
 }
@@ -543,6 +592,7 @@ int main(int argc, char **argv)
 	test_order_per_entity();
 	test_abandoned();
 	test_own_deferral_leaves_no_intent(conninfo);
+	test_backlog_comes_back_in_waves(conninfo);
 	test_bad_conninfo();
 
 	PQfinish(db);
