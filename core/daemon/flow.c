@@ -294,6 +294,7 @@ static int start_jobs(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 {
 	int started[MAX_START];
 	int rc = wsync_store_start_calls(db, jobs, n, started);
+	size_t woken = 0;
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = n; i-- > 0;) {
 		wsync_job *j = jobs[i];
@@ -317,15 +318,17 @@ static int start_jobs(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 			j->res.started = 1;
 		}
 	}
-	/* One wake-up per job: a broadcast woke every idle call thread to fight
-	 * over e->mu for a job or two. */
-	if (rc == 0)
-		for (size_t i = 0; i < n; i++)
-			if (jobs[i]) {
-				list_push(&e->runnable, jobs[i]);
-				pthread_cond_signal(&e->call_cv);
-			}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (jobs[i]) {
+			list_push(&e->runnable, jobs[i]);
+			woken++;
+		}
 	pthread_mutex_unlock(&e->mu);
+	/* One wake-up per job (a broadcast woke every idle call thread to
+	 * fight over e->mu for a job or two), once e->mu is free: a thread
+	 * woken while it is held only goes back to sleep on it. */
+	while (woken-- > 0)
+		pthread_cond_signal(&e->call_cv);
 	return rc;
 }
 
@@ -631,7 +634,10 @@ void *wsync_flow_call(void *p)
 		pthread_mutex_lock(&e->mu);
 		e->n_running--;
 		list_push(&e->done, j);
+		/* The writer wakes once e->mu is free, not to wait for it. */
+		pthread_mutex_unlock(&e->mu);
 		pthread_cond_signal(&e->writer_cv);
+		pthread_mutex_lock(&e->mu);
 	}
 	e->calls_done++;
 	pthread_cond_broadcast(&e->writer_cv);
@@ -717,9 +723,9 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 	}
 	e->n_writing = 0;
 	e->committed++;
+	pthread_mutex_unlock(&e->mu);
 	pthread_cond_broadcast(&e->store_cv);
 	pthread_cond_signal(&e->starter_cv);
-	pthread_mutex_unlock(&e->mu);
 	wsync_info("Batch sync complete: %d operations (%d succeeded, %d failed)", ok + failed, ok,
 	           failed);
 }
