@@ -118,37 +118,43 @@ static long long mono_ms(void)
 }
 
 /* Read exactly len bytes before `until` (ms, < 0: no limit).  1 done,
- * 0 closed before the first byte, -1 error or closed midway, -2 timeout. */
-static int read_all(int fd, char *p, size_t len, long long until)
+ * 0 closed before the first byte, -1 error or closed midway, -2 timeout.
+ * What is there already needs no poll (a frame's body after its head);
+ * what is awaited (`wait_first`: the next frame) needs no try first.  A
+ * deadline already passed still takes what is there. */
+static int read_all(int fd, char *p, size_t len, long long until, int wait_first)
 {
 	size_t got = 0;
 	while (got < len) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		int wait = -1, r;
-		ssize_t k = recv(fd, p + got, len - got, MSG_DONTWAIT);
-		/* What is there already needs no poll (a frame's body after its
-		 * head, an answer that came while we sent). */
-		if (k > 0) {
-			got += (size_t)k;
-			continue;
+		ssize_t k;
+		if (!wait_first) {
+			k = recv(fd, p + got, len - got, MSG_DONTWAIT);
+			if (k > 0) {
+				got += (size_t)k;
+				continue;
+			}
+			if (k == 0)
+				return got ? -1 : 0;
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -1;
 		}
-		if (k == 0)
-			return got ? -1 : 0;
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
+		wait_first = 0;
 		if (until >= 0) {
 			long long left = until - mono_ms();
-			if (left <= 0)
-				return -2;
-			wait = left > 1000000 ? 1000000 : (int)left;
+			wait = left <= 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
 		}
 		r = poll(&pfd, 1, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -1;
-		if (r == 0)
-			continue; /* the deadline is checked above */
+		if (r == 0) {
+			if (until >= 0 && until - mono_ms() <= 0)
+				return -2;
+			continue;
+		}
 		k = recv(fd, p + got, len - got, 0);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -166,7 +172,7 @@ int wsync_wire_recv(int fd, int timeout_ms, uint32_t *type, wsync_wire *w)
 	long long until = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	uint32_t head[2];
 	size_t body;
-	int r = read_all(fd, (char *)head, sizeof head, until);
+	int r = read_all(fd, (char *)head, sizeof head, until, 1);
 	if (r <= 0 && r != -2)
 		return r;
 	if (r == -2)
@@ -177,7 +183,7 @@ int wsync_wire_recv(int fd, int timeout_ms, uint32_t *type, wsync_wire *w)
 	wsync_wire_reset(w);
 	if (reserve(w, body + 1) < 0)
 		return -1;
-	r = read_all(fd, w->p, body, until);
+	r = read_all(fd, w->p, body, until, 0);
 	if (r == 0)
 		r = body ? -1 : 1;
 	if (r < 0)
