@@ -59,9 +59,13 @@ void wsync_engine_sleep(wsync_engine *e, int s)
 	}
 }
 
-PGconn *wsync_engine_open(wsync_engine *e, int store_flags, char *why, size_t why_len)
+PGconn *wsync_engine_open(wsync_engine *e, const char *who, int store_flags, char *why,
+                          size_t why_len)
 {
-	PGconn *c = PQconnectdb(e->conninfo);
+	char name[64];
+	PGconn *c;
+	snprintf(name, sizeof name, strcmp(who, "wsyncd") ? "wsyncd %s" : "%s", who);
+	c = wsync_db_connect(e->conninfo, name);
 	if (PQstatus(c) == CONNECTION_OK && (!store_flags || wsync_store_prepare(c, store_flags) == 0))
 		return c;
 	if (why)
@@ -81,7 +85,7 @@ PGconn *wsync_engine_connect(wsync_engine *e, const char *who, int store_flags)
 {
 	for (int tries = 0; !atomic_load(&e->stopping); tries++) {
 		char line[512];
-		PGconn *c = wsync_engine_open(e, store_flags, line, sizeof line);
+		PGconn *c = wsync_engine_open(e, who, store_flags, line, sizeof line);
 		if (c) {
 			if (tries)
 				wsync_info("%s: connected to the database again", who);

@@ -89,10 +89,12 @@ void *wsync_flow_writer(void *engine);
 void *wsync_flow_heartbeat(void *engine);
 
 /* engine.c */
-/* A connection, or NULL with the reason in why (may be NULL).  Non-zero
- * store_flags make it a store session: the store's statements prepared
- * with those flags (store.h, wsync_store_prepare); 0, a plain one. */
-PGconn *wsync_engine_open(wsync_engine *e, int store_flags, char *why, size_t why_len);
+/* A connection, or NULL with the reason in why (may be NULL); `who` (the
+ * thread it is for) names it in pg_stat_activity ("wsyncd writer").
+ * Non-zero store_flags make it a store session: the store's statements
+ * prepared with those flags (store.h, wsync_store_prepare); 0, a plain one. */
+PGconn *wsync_engine_open(wsync_engine *e, const char *who, int store_flags, char *why,
+                          size_t why_len);
 /* The same, retrying every second (logged once a minute) until it works
  * or the engine stops; NULL then, or at once when running --once. */
 PGconn *wsync_engine_connect(wsync_engine *e, const char *who, int store_flags);

@@ -695,7 +695,7 @@ static int write_until_done(wsync_engine *e, PGconn **db, wsync_job **jobs, size
 			if (atomic_load(&e->stopping) && stop_tries++ >= 10)
 				return -1;
 			sleep(1);
-			*db = wsync_engine_open(e, STORE_SESSION, NULL, 0);
+			*db = wsync_engine_open(e, "writer", STORE_SESSION, NULL, 0);
 		}
 		wsync_info("writer: connected to the database again");
 		wsync_metrics_db_reconnect(e->metrics);
@@ -733,7 +733,7 @@ static void finish_batch(wsync_engine *e, wsync_job **jobs, size_t n, int writte
 void *wsync_flow_writer(void *p)
 {
 	wsync_engine *e = p;
-	PGconn *db = wsync_engine_open(e, STORE_SESSION, NULL, 0); /* NULL: write_until_done connects */
+	PGconn *db = wsync_engine_open(e, "writer", STORE_SESSION, NULL, 0); /* NULL: write_until_done connects */
 	wsync_job **jobs = NULL;
 	size_t cap = 0;
 
@@ -790,7 +790,7 @@ void *wsync_flow_heartbeat(void *p)
 		lease = e->cfg->lease_seconds;
 		if (ids && leases && (!db || PQstatus(db) != CONNECTION_OK)) {
 			PQfinish(db);
-			db = wsync_engine_open(e, 0, NULL, 0); /* a plain call, not prepared */
+			db = wsync_engine_open(e, "heartbeat", 0, NULL, 0); /* a plain call, not prepared */
 		}
 		pthread_rwlock_unlock(&e->swap_lock);
 		if (ids && leases && PQstatus(db) == CONNECTION_OK &&

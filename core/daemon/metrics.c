@@ -2,6 +2,7 @@
 
 #include "common/config.h"
 #include "common/grow.h"
+#include "host/dbpool.h"
 #include "wsync/plugin.h"
 
 #include <arpa/inet.h>
@@ -242,7 +243,7 @@ static void refresh_gauges(wsync_metrics *m)
 		return;
 	if (!m->db || PQstatus(m->db) != CONNECTION_OK) {
 		PQfinish(m->db);
-		m->db = PQconnectdb(m->conninfo);
+		m->db = wsync_db_connect(m->conninfo, "wsyncd metrics");
 	}
 	if (PQstatus(m->db) != CONNECTION_OK || !(q = tuples(m->db, GAUGES_SQL)))
 		return; /* keep the last values; /readyz tells the database is away */

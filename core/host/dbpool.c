@@ -14,6 +14,13 @@ struct wsync_dbpool {
 	PGconn **idle;     /* max slots */
 };
 
+PGconn *wsync_db_connect(const char *conninfo, const char *application)
+{
+	const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+	const char *const values[] = {conninfo ? conninfo : "", application, NULL};
+	return PQconnectdbParams(keys, values, 1); /* 1: dbname holds the conninfo */
+}
+
 wsync_dbpool *wsync_dbpool_new(const char *conninfo, int max)
 {
 	wsync_dbpool *p = calloc(1, sizeof *p);
@@ -59,7 +66,7 @@ PGconn *wsync_dbpool_acquire(wsync_dbpool *p)
 	}
 	p->open++; /* reserve the slot, connect outside the lock */
 	pthread_mutex_unlock(&p->lock);
-	db = PQconnectdb(p->conninfo);
+	db = wsync_db_connect(p->conninfo, "wsyncd pool");
 	if (PQstatus(db) == CONNECTION_OK)
 		return db;
 	PQfinish(db);

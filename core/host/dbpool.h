@@ -15,6 +15,11 @@
 
 typedef struct wsync_dbpool wsync_dbpool;
 
+/* PQconnectdb(conninfo) that names the session in pg_stat_activity and the
+ * server's log as `application` (fallback_application_name: one set in
+ * conninfo wins).  Every wsyncd connection says what it is for. */
+PGconn *wsync_db_connect(const char *conninfo, const char *application);
+
 /* conninfo is copied.  Returns NULL when out of memory. */
 wsync_dbpool *wsync_dbpool_new(const char *conninfo, int max);
 /* Closes every connection; none may be borrowed any more. */
