@@ -35,6 +35,12 @@
 /* Most jobs whose intents one statement records. */
 #define MAX_START 256
 
+/* The writer waits GATHER_NS for more outcomes when fewer than GATHER_MIN
+ * are done and calls are still running (never when idle: a lone entry is
+ * written at once). */
+#define GATHER_MIN 16
+#define GATHER_NS 2000000L
+
 /* ---- lists, keys, the held set (all under e->mu) ------------------------- */
 
 static void list_push(job_list *l, wsync_job *j)
@@ -745,6 +751,15 @@ void *wsync_flow_writer(void *p)
 			pthread_cond_wait(&e->writer_cv, &e->mu);
 		if (!e->done.n)
 			break;
+		if (e->done.n < GATHER_MIN && e->n_running > 0 && !e->store_done) {
+			/* Group commit: more outcomes are on their way, and each
+			 * commit costs the database a flush and a statement
+			 * whatever its size.  One short nap gathers them. */
+			struct timespec nap = {0, GATHER_NS};
+			pthread_mutex_unlock(&e->mu);
+			nanosleep(&nap, NULL);
+			pthread_mutex_lock(&e->mu);
+		}
 		if (wsync_grow((void **)&jobs, &cap, e->done.n, sizeof *jobs) < 0) {
 			pthread_mutex_unlock(&e->mu);
 			sleep(1); /* out of memory: try again */
