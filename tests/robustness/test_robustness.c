@@ -593,6 +593,10 @@ static void test_sigterm(void)
 	spawn(&n, 0);
 	snprintf(pid, sizeof pid, "%d", (int)n.pid);
 	T_CHECK(poll_at_least(PROCESSED_SQL, "sigterm", NULL, 10, 60000) >= 10);
+	/* Its sessions say what they are for, in pg_stat_activity. */
+	T_EQ_INT(qint("SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+	              " WHERE application_name IN ('wsyncd claimer', 'wsyncd starter',"
+	              " 'wsyncd writer')", NULL, NULL), 3);
 	kill(n.pid, SIGTERM);
 	rc = t_wait_exit(n.pid, 60000);
 	T_EQ_INT(rc, 0);
