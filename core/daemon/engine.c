@@ -62,9 +62,10 @@ void wsync_engine_sleep(wsync_engine *e, int s)
 PGconn *wsync_engine_open(wsync_engine *e, const char *who, int store_flags, char *why,
                           size_t why_len)
 {
-	char name[64];
+	char name[64] = "wsyncd"; /* the supervisor's; the others say which thread */
 	PGconn *c;
-	snprintf(name, sizeof name, strcmp(who, "wsyncd") ? "wsyncd %s" : "%s", who);
+	if (strcmp(who, "wsyncd"))
+		snprintf(name, sizeof name, "wsyncd %s", who);
 	c = wsync_db_connect(e->conninfo, name);
 	if (PQstatus(c) == CONNECTION_OK && (!store_flags || wsync_store_prepare(c, store_flags) == 0))
 		return c;

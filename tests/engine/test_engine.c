@@ -48,15 +48,21 @@ static int run_wsyncd(const char *config, char **out)
 	return t_run(argv, out);
 }
 
-/* Run once; the exit status must be 0 (output shown on failure). */
-static void run_once(void)
+/* Run once with `config`; the exit status must be 0 (output shown on
+ * failure). */
+static void run_config(const char *config)
 {
 	char *out = NULL;
-	int rc = run_wsyncd(ini, &out);
+	int rc = run_wsyncd(config, &out);
 	T_EQ_INT(rc, 0);
 	if (rc != 0)
 		fprintf(stderr, "wsyncd output:\n%s\n", out ? out : "");
 	free(out);
+}
+
+static void run_once(void)
+{
+	run_config(ini);
 }
 
 /* A user with a token on the scripted provider. */
@@ -434,7 +440,7 @@ static void test_abandoned(void)
 static char *limited_provider(const char *conninfo, const char *name, const char *limits,
                               char *ini_out)
 {
-	char dir[600], path[700], text[2048], rec[700];
+	char dir[600], path[700], text[2048], rec[700], *user;
 	const char *p[2] = {name, NULL};
 	snprintf(dir, sizeof dir, "%s/%s", tmp, name);
 	snprintf(rec, sizeof rec, "%s/calls-%s.log", tmp, name);
@@ -449,10 +455,10 @@ static char *limited_provider(const char *conninfo, const char *name, const char
 	t_write_file(path, text, 0644);
 	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ($1, 'scripted')"
 	           " ON CONFLICT DO NOTHING", 1, p);
-	p[1] = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
+	p[1] = user = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
 	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
 	           " upload_workouts_enabled) VALUES ($2, $1, 'tok', true)", 2, p);
-	return (char *)p[1];
+	return user;
 }
 
 /* n creates of new workouts of `user` on `provider`, in this order. */
@@ -465,17 +471,6 @@ static void enqueue_creates(const char *provider, const char *user, int n, char 
 		                       " entity_id, operation, provider) VALUES ($1, 'workout', $2,"
 		                       " 'create', $3) RETURNING id::text", 3, p);
 	}
-}
-
-static void run_config(const char *config)
-{
-	char *out = NULL;
-	char *argv[] = {(char *)wsyncd, "-c", (char *)config, "--once", NULL};
-	int rc = t_run(argv, &out);
-	T_EQ_INT(rc, 0);
-	if (rc != 0)
-		fprintf(stderr, "wsyncd output:\n%s\n", out ? out : "");
-	free(out);
 }
 
 /* wsync's own limiter defers an entry before its request: nothing of that
