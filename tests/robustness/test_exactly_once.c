@@ -357,6 +357,12 @@ static void test_kill9(unsigned seed)
 		T_EQ_INT(rc, 128 + SIGKILL);
 		snprintf(kpid, sizeof kpid, "%d", (int)n.pid);
 		snprintf(k_s, sizeof k_s, "%d", k);
+		/* Its sessions end once their statement does: an outcome it had
+		 * sent may still commit.  Only then is what it held known. */
+		for (long long until = t_now_ms() + 10000; t_now_ms() < until &&
+		     qint("SELECT count(*) FROM pg_stat_activity"
+		          " WHERE application_name LIKE 'wsyncd%'", NULL, NULL) > 0;)
+			t_sleep_ms(20);
 		/* What the dead process held: leased to it, not processed. */
 		t_exec(db, "INSERT INTO t_stranded SELECT $1::int, id FROM workout_sync_queue"
 		           " WHERE provider = 'k9' AND processed_at IS NULL"
