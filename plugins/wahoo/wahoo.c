@@ -15,8 +15,6 @@
 #endif
 #include "wahoo.h"
 
-#include <json-c/json.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

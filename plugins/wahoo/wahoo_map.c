@@ -6,8 +6,6 @@
  */
 #include "wahoo.h"
 
-#include <json-c/json.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,36 +101,82 @@ typedef struct plan_ctx {
 	const wsync_workout *w;
 	int split_ramps;
 	int64_t intervals; /* interval objects made so far */
-	int oom;
+	wahoo_buf out;     /* the plan file, written as it is built */
 	char *err;
 	size_t errlen;
 } plan_ctx;
 
+/*
+ * The plan file is written straight into c->out, member by member, in the
+ * order a reader sees it: a plan is small and written once, and building it
+ * as a tree of json-c objects first (a hash table per object) cost more
+ * than the rest of the call (bench/README.md).
+ */
+
+static void raw(plan_ctx *c, const char *s)
+{
+	wahoo_buf_str(&c->out, s);
+}
+
+/* A JSON string: '"', '\\' and the control characters escaped; UTF-8 as is. */
+static void str_n(plan_ctx *c, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run = 0;
+
+	wahoo_buf_add(&c->out, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char esc[7] = {'\\', 0};
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		wahoo_buf_add(&c->out, s + run, i - run);
+		run = i + 1;
+		switch (ch) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+		}
+		wahoo_buf_add(&c->out, esc, strlen(esc));
+	}
+	wahoo_buf_add(&c->out, s + run, n - run);
+	wahoo_buf_add(&c->out, "\"", 1);
+}
+
+/* `"key":` after a comma unless `first`. */
+static void key(plan_ctx *c, const char *k, int first)
+{
+	if (!first)
+		raw(c, ",");
+	str_n(c, k, strlen(k));
+	raw(c, ":");
+}
+
+static void key_str(plan_ctx *c, const char *k, const char *v, int first)
+{
+	key(c, k, first);
+	str_n(c, v, strlen(v));
+}
+
 /* A JSON number: integral values as integers, others with at most 10
  * significant digits (0.55, not 0.55000000000000004). */
-static json_object *num(double x)
+static void key_num(plan_ctx *c, const char *k, double x, int first)
 {
 	char s[32];
 	if (x >= -1e15 && x <= 1e15 && x == (double)(long long)x)
-		return json_object_new_int64((long long)x);
-	snprintf(s, sizeof s, "%.10g", x);
-	return json_object_new_double_s(x, s);
-}
-
-static void add(plan_ctx *c, json_object *obj, const char *key, json_object *val)
-{
-	if (!val || !obj || json_object_object_add(obj, key, val) != 0) {
-		json_object_put(val);
-		c->oom = 1;
-	}
-}
-
-static void push(plan_ctx *c, json_object *arr, json_object *val)
-{
-	if (!val || !arr || json_object_array_add(arr, val) != 0) {
-		json_object_put(val);
-		c->oom = 1;
-	}
+		snprintf(s, sizeof s, "%lld", (long long)x);
+	else
+		snprintf(s, sizeof s, "%.10g", x);
+	key(c, k, first);
+	raw(c, s);
 }
 
 static int zone_ok(double z, int max)
@@ -240,10 +284,9 @@ static int primary_target(const wsync_step *s, target *t)
 	return 1;
 }
 
-static json_object *target_obj(plan_ctx *c, const char *type, double lo, double hi,
-                               int dec)
+/* A target object, after a comma unless `first`. */
+static void target_obj(plan_ctx *c, const char *type, double lo, double hi, int dec, int first)
 {
-	json_object *o = json_object_new_object();
 	lo = rnd(lo, dec);
 	hi = rnd(hi, dec);
 	if (hi < lo) {
@@ -251,10 +294,11 @@ static json_object *target_obj(plan_ctx *c, const char *type, double lo, double 
 		lo = hi;
 		hi = x;
 	}
-	add(c, o, "type", json_object_new_string(type));
-	add(c, o, "low", num(lo));
-	add(c, o, "high", num(hi));
-	return o;
+	raw(c, first ? "{" : ",{");
+	key_str(c, "type", type, 1);
+	key_num(c, "low", lo, 0);
+	key_num(c, "high", hi, 0);
+	raw(c, "}");
 }
 
 static const char *intensity_type(int32_t intensity)
@@ -276,34 +320,40 @@ static const char *step_name(const wsync_step *s)
 	return NULL;
 }
 
+/* An element of the array being written: its comma unless it is the first. */
+static void element(plan_ctx *c, int *first)
+{
+	raw(c, *first ? "{" : ",{");
+	*first = 0;
+}
+
 /* One interval of a step; t NULL = no primary target.  Power (or the other
  * primary target) always comes first: devices use only the first. */
-static void emit(plan_ctx *c, json_object *arr, const wsync_step *s,
-                 const char *trigger, double value, const target *t,
-                 double lo, double hi)
+static void emit(plan_ctx *c, int *first, const wsync_step *s, const char *trigger,
+                 double value, const target *t, double lo, double hi)
 {
-	json_object *o = json_object_new_object();
-	json_object *targets;
 	const char *name = step_name(s);
+	int cadence = s->cadence_low > 0 && finite(s->cadence_low) && finite(s->cadence_high);
 
 	c->intervals++;
+	element(c, first);
 	if (name)
-		add(c, o, "name", json_object_new_string(name));
-	add(c, o, "exit_trigger_type", json_object_new_string(trigger));
-	add(c, o, "exit_trigger_value", num(value));
-	add(c, o, "intensity_type", json_object_new_string(intensity_type(s->intensity)));
-	targets = json_object_new_array();
-	if (t)
-		push(c, targets, target_obj(c, t->type, lo, hi, t->dec));
-	if (s->cadence_low > 0 && finite(s->cadence_low) && finite(s->cadence_high))
-		push(c, targets, target_obj(c, "rpm", s->cadence_low,
-		                            s->cadence_high > s->cadence_low
-		                                    ? s->cadence_high : s->cadence_low, 1));
-	if (targets && json_object_array_length(targets) > 0)
-		add(c, o, "targets", targets);
-	else
-		json_object_put(targets);
-	push(c, arr, o);
+		key_str(c, "name", name, 1);
+	key_str(c, "exit_trigger_type", trigger, !name);
+	key_num(c, "exit_trigger_value", value, 0);
+	key_str(c, "intensity_type", intensity_type(s->intensity), 0);
+	if (t || cadence) {
+		key(c, "targets", 0);
+		raw(c, "[");
+		if (t)
+			target_obj(c, t->type, lo, hi, t->dec, 1);
+		if (cadence)
+			target_obj(c, "rpm", s->cadence_low,
+			           s->cadence_high > s->cadence_low ? s->cadence_high : s->cadence_low,
+			           1, !t);
+		raw(c, "]");
+	}
+	raw(c, "}");
 }
 
 /* Segments a ramp of length L is cut into: one per minute (time) or per
@@ -333,7 +383,7 @@ static double boundary(double len, int k, int n)
 	return rnd(x, 3);
 }
 
-static int add_step(plan_ctx *c, json_object *arr, const wsync_step *s)
+static int add_step(plan_ctx *c, int *first, const wsync_step *s)
 {
 	const char *trigger;
 	double len = s->length;
@@ -372,20 +422,21 @@ static int add_step(plan_ctx *c, json_object *arr, const wsync_step *s)
 	n = has && s->ramp ? ramp_segments(c, trigger[0] == 't', len) : 0;
 	if (n == 0) {
 		/* no ramp, or a ramp sent as its range: sorted low..high */
-		emit(c, arr, s, trigger, len, has ? &t : NULL, has ? t.lo : 0, has ? t.hi : 0);
+		emit(c, first, s, trigger, len, has ? &t : NULL, has ? t.lo : 0, has ? t.hi : 0);
 		return WSYNC_OK;
 	}
 	/* A ramp as a staircase from its start value to its end value. */
 	for (k = 0; k < n; k++) {
 		double v = t.lo + (t.hi - t.lo) * k / (n - 1);
 		double seg = boundary(len, k + 1, n) - boundary(len, k, n);
-		emit(c, arr, s, trigger, rnd(seg, 3), &t, v, v);
+		emit(c, first, s, trigger, rnd(seg, 3), &t, v, v);
 	}
 	return WSYNC_OK;
 }
 
-/* Entries [from, to) of the flat array into arr; repeats nest. */
-static int add_range(plan_ctx *c, json_object *arr, uint32_t from, uint32_t to, int depth)
+/* Entries [from, to) of the flat array into the array being written (its
+ * first element not yet written while *first); repeats nest. */
+static int add_range(plan_ctx *c, int *first, uint32_t from, uint32_t to, int depth)
 {
 	uint32_t i = from;
 	int32_t st;
@@ -394,14 +445,14 @@ static int add_range(plan_ctx *c, json_object *arr, uint32_t from, uint32_t to, 
 		const wsync_step *s = wsync_workout_step(c->w, i);
 		if (s->kind == WSYNC_STEP_REPEAT) {
 			uint32_t end = i + 1 + s->child_count;
-			json_object *o, *kids;
+			int kids_first = 1;
 			if (end > to || end < i) {
 				snprintf(c->err, c->errlen, "line %u: repeat claims more steps than exist",
 				         s->line);
 				return WSYNC_E_INVALID_WORKOUT;
 			}
 			if (s->repeat_count <= 1) { /* one pass: no repeat needed */
-				if ((st = add_range(c, arr, i + 1, end, depth)) != WSYNC_OK)
+				if ((st = add_range(c, first, i + 1, end, depth)) != WSYNC_OK)
 					return st;
 				i = end;
 				continue;
@@ -410,22 +461,21 @@ static int add_range(plan_ctx *c, json_object *arr, uint32_t from, uint32_t to, 
 				snprintf(c->err, c->errlen, "line %u: repeats nested too deep", s->line);
 				return WSYNC_E_INVALID_WORKOUT;
 			}
-			o = json_object_new_object();
-			kids = json_object_new_array();
 			c->intervals++;
+			element(c, first);
 			if (s->section && *s->section)
-				add(c, o, "name", json_object_new_string(s->section));
-			add(c, o, "exit_trigger_type", json_object_new_string("repeat"));
+				key_str(c, "name", s->section, 1);
+			key_str(c, "exit_trigger_type", "repeat", !(s->section && *s->section));
 			/* passes after the first */
-			add(c, o, "exit_trigger_value", json_object_new_int64(s->repeat_count - 1));
-			st = add_range(c, kids, i + 1, end, depth + 1);
-			add(c, o, "intervals", kids);
-			push(c, arr, o);
-			if (st != WSYNC_OK)
+			key_num(c, "exit_trigger_value", (double)s->repeat_count - 1, 0);
+			key(c, "intervals", 0);
+			raw(c, "[");
+			if ((st = add_range(c, &kids_first, i + 1, end, depth + 1)) != WSYNC_OK)
 				return st;
+			raw(c, "]}");
 			i = end;
 		} else {
-			if ((st = add_step(c, arr, s)) != WSYNC_OK)
+			if ((st = add_step(c, first, s)) != WSYNC_OK)
 				return st;
 			i++;
 		}
@@ -448,53 +498,48 @@ static size_t utf8_prefix(const char *s, size_t max)
 	return i;
 }
 
-static json_object *header(plan_ctx *c, const wsync_workout_entity *w)
+static void header(plan_ctx *c, const wsync_workout_entity *w)
 {
-	json_object *h = json_object_new_object();
 	const char *name = w->name && *w->name ? w->name : "Workout";
 
-	add(c, h, "name", json_object_new_string(name));
-	add(c, h, "version", json_object_new_string("1.0.0"));
-	if (w->description && *w->description)
-		add(c, h, "description", json_object_new_string_len(
-			w->description, (int)utf8_prefix(w->description, DESCRIPTION_MAX)));
-	add(c, h, "workout_type_family", json_object_new_int(wahoo_sport_family(w->sport)));
-	add(c, h, "workout_type_location", json_object_new_int(c->cfg->location));
+	raw(c, "{");
+	key_str(c, "name", name, 1);
+	key_str(c, "version", "1.0.0", 0);
+	if (w->description && *w->description) {
+		key(c, "description", 0);
+		str_n(c, w->description, utf8_prefix(w->description, DESCRIPTION_MAX));
+	}
+	key_num(c, "workout_type_family", wahoo_sport_family(w->sport), 0);
+	key_num(c, "workout_type_location", c->cfg->location, 0);
 	if (c->cfg->ftp > 0)
-		add(c, h, "ftp", json_object_new_int64(c->cfg->ftp));
-	return h;
+		key_num(c, "ftp", (double)c->cfg->ftp, 0);
+	raw(c, "}");
 }
 
-static int32_t build(plan_ctx *c, const wsync_workout_entity *w, json_object **out)
+/* The whole plan file into c->out (emptied first). */
+static int32_t build(plan_ctx *c, const wsync_workout_entity *w)
 {
-	json_object *root = json_object_new_object();
-	json_object *iv = json_object_new_array();
+	int first = 1;
 	int32_t st;
 
 	c->intervals = 0;
-	c->oom = 0;
-	add(c, root, "header", header(c, w));
-	st = add_range(c, iv, 0, c->w->n_steps, 0);
-	add(c, root, "intervals", iv);
-	if (st == WSYNC_OK && c->oom) {
+	c->out.len = 0;
+	raw(c, "{\"header\":");
+	header(c, w);
+	raw(c, ",\"intervals\":[");
+	st = add_range(c, &first, 0, c->w->n_steps, 0);
+	raw(c, "]}");
+	if (st == WSYNC_OK && c->out.oom) {
 		snprintf(c->err, c->errlen, "out of memory building the plan file");
 		st = WSYNC_E_UNEXPECTED;
 	}
-	if (st != WSYNC_OK) {
-		json_object_put(root);
-		return st;
-	}
-	*out = root;
-	return WSYNC_OK;
+	return st;
 }
 
 int32_t wahoo_plan_json(const wahoo_cfg *cfg, const wsync_workout_entity *w,
                         char **out, size_t *out_len, char *err, size_t errlen)
 {
-	plan_ctx c = {cfg, NULL, 1, 0, 0, err, errlen};
-	json_object *root = NULL;
-	const char *text;
-	size_t len;
+	plan_ctx c = {cfg, NULL, 1, 0, {0}, err, errlen};
 	int32_t st;
 
 	*out = NULL;
@@ -513,13 +558,11 @@ int32_t wahoo_plan_json(const wahoo_cfg *cfg, const wsync_workout_entity *w,
 		snprintf(err, errlen, "the workout has no steps");
 		return WSYNC_E_INVALID_WORKOUT;
 	}
-	st = build(&c, w, &root);
+	st = build(&c, w);
 	if (st == WSYNC_OK && c.intervals > cfg->max_intervals) {
 		/* Too many once ramps are cut: send ramps as ranges instead. */
-		json_object_put(root);
-		root = NULL;
 		c.split_ramps = 0;
-		st = build(&c, w, &root);
+		st = build(&c, w);
 		if (st == WSYNC_OK && c.intervals > cfg->max_intervals) {
 			snprintf(err, errlen, "the plan would have %lld intervals, more than %lld",
 			         (long long)c.intervals, (long long)cfg->max_intervals);
@@ -527,18 +570,10 @@ int32_t wahoo_plan_json(const wahoo_cfg *cfg, const wsync_workout_entity *w,
 		}
 	}
 	if (st != WSYNC_OK) {
-		json_object_put(root);
+		wahoo_buf_free(&c.out);
 		return st;
 	}
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-	                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (!text || !(*out = malloc((len = strlen(text)) + 1))) {
-		json_object_put(root);
-		snprintf(err, errlen, "out of memory serializing the plan file");
-		return WSYNC_E_UNEXPECTED;
-	}
-	memcpy(*out, text, len + 1);
-	*out_len = len;
-	json_object_put(root);
+	*out = c.out.p; /* NUL-terminated by wahoo_buf_add */
+	*out_len = c.out.len;
 	return WSYNC_OK;
 }
