@@ -80,6 +80,10 @@ static void host_log(const wsync_instance *inst, int32_t level, const char *fmt,
 	char line[2048];
 	const wsync_call *call = current_call && current_call->inst == inst ? current_call : NULL;
 	va_list ap;
+	/* A plugin's debug line per call is formatted and masked only when it
+	 * will be written: that cost more than the call's own request. */
+	if (level < wsync_log_level())
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
