@@ -158,24 +158,33 @@ static void destroy(void *state)
 
 /* ---------------------------------------------------------------- encoding */
 
-/* Append key=value to a form body (value may be two pieces), each piece
- * percent-encoded by the host (a space as %20, which forms accept too). */
-static void form_add2(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
-                      const char *v1, const char *v2)
+/* Append key=value to a form body, each percent-encoded by the host (a
+ * space as %20, which forms accept too). */
+static void form_add(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
+                     const char *value)
 {
 	if (b->len)
 		wahoo_buf_add(b, "&", 1);
 	wahoo_buf_str(b, req->host->path_segment(call, key));
 	wahoo_buf_add(b, "=", 1);
-	wahoo_buf_str(b, req->host->path_segment(call, v1 ? v1 : ""));
-	if (v2)
-		wahoo_buf_str(b, req->host->path_segment(call, v2));
+	wahoo_buf_str(b, req->host->path_segment(call, value ? value : ""));
 }
 
-static void form_add(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
-                     const char *value)
+/* Append the form-encoded value of a base64 text: of its alphabet only
+ * '+', '/' and '=' need escaping, so it is copied in runs (the plan file
+ * is kilobytes: the host's general encoder would copy it twice more). */
+static void form_base64(wahoo_buf *b, const char *b64)
 {
-	form_add2(req, call, b, key, value, NULL);
+	const char *run = b64, *p = b64;
+	for (; *p; p++) {
+		const char *esc = *p == '+' ? "%2B" : *p == '/' ? "%2F" : *p == '=' ? "%3D" : NULL;
+		if (!esc)
+			continue;
+		wahoo_buf_add(b, run, (size_t)(p - run));
+		wahoo_buf_add(b, esc, 3);
+		run = p + 1;
+	}
+	wahoo_buf_add(b, run, (size_t)(p - run));
 }
 
 static void form_int(const wsync_request *req, wsync_call *call, wahoo_buf *b, const char *key,
@@ -321,7 +330,8 @@ static int32_t plan_form(const wsync_request *req, const wahoo_cfg *cfg, wsync_c
 	if (!b64)
 		return req->host->set_error(call, WSYNC_E_UNEXPECTED, 0, "out of memory (base64)");
 	iso_utc(w->updated_at > 0 ? w->updated_at : req->host->now(), when);
-	form_add2(req, call, form, "plan[file]", "data:application/json;base64,", b64);
+	form_add(req, call, form, "plan[file]", "data:application/json;base64,");
+	form_base64(form, b64);
 	form_add(req, call, form, "plan[filename]", "plan.json");
 	if (external_id)
 		form_add(req, call, form, "plan[external_id]", external_id);

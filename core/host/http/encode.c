@@ -4,7 +4,6 @@
 #include "host/http.h"
 #include "host/http/internal.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,36 +45,24 @@ char *wsync_http_url(const wsync_http_settings *s, const char *path, char *err,
 	return url;
 }
 
-/* RFC 3986 unreserved characters (ALPHA DIGIT - . _ ~), one bit each. */
-static int unreserved(unsigned char c)
-{
-	static const uint64_t bits[2] = {
-		(1ULL << '-') | (1ULL << '.') | (0x3FFULL << '0'),
-		(0x3FFFFFFULL << ('A' - 64)) | (1ULL << ('_' - 64)) |
-			(0x3FFFFFFULL << ('a' - 64)) | (1ULL << ('~' - 64)),
-	};
-	return c < 128 && (bits[c >> 6] >> (c & 63) & 1);
-}
-
 char *wsync_url_encode(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t len = 0, escaped = 0, o = 0;
+	size_t len, o = 0;
 	char *out;
 
 	if (!s)
 		return NULL;
-	/* Sized exactly (a plan file's base64 is kilobytes, and three times
-	 * that would be a large allocation per call for nothing). */
-	for (; s[len]; len++)
-		escaped += !unreserved((unsigned char)s[len]);
-	if (escaped > (SIZE_MAX - 1 - len) / 2)
+	len = strlen(s);
+	if (len > (SIZE_MAX - 1) / 3)
 		return NULL;
-	out = malloc(len + 2 * escaped + 1);
+	out = malloc(len * 3 + 1);
 	if (!out)
 		return NULL;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (unreserved(*p)) {
+		/* RFC 3986 unreserved characters stay as they are. */
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    http_is_digit(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			out[o++] = (char)*p;
 		} else {
 			out[o++] = '%';
