@@ -377,6 +377,83 @@ static void grant_calls(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 	free(same);
 }
 
+/* Whether j has to ask the limiter for its call: the batch grant gave it
+ * none, and it is sure to call (a delete of what was never synced makes no
+ * request). */
+static int denied(const wsync_plugin_instance *inst, const wsync_job *j)
+{
+	if (!inst || (inst->cfg->n_user_windows == 0 && inst->cfg->n_app_windows == 0) ||
+	    j->rate_budget > 0)
+		return 0;
+	if (!strcmp(j->entry.operation, "delete"))
+		return strcmp(j->entry.entity_type, "workout") ? j->sched_link != NULL
+		                                               : j->workout_link != NULL;
+	return 1;
+}
+
+/* A job deferred by wsync's own limiter before it started (caller holds
+ * swap_lock). */
+static void defer_unstarted(wsync_engine *e, const wsync_plugin_instance *inst, wsync_job *j,
+                            int64_t wait_ms)
+{
+	j->res.status = WSYNC_E_RATE_LIMIT;
+	j->res.deferred = 1;
+	j->res.retry_after_s = (wait_ms + 999) / 1000;
+	wsync_rate_deferral_message(j->res.message, sizeof j->res.message, j->entry.provider,
+	                            inst->cfg);
+	classify(e, j);
+	count_job(e, j, -1, 0);
+}
+
+/*
+ * The jobs the batch grant left without a call (caller holds swap_lock):
+ * one read of the limiter per provider tells each user's wait, and a job
+ * whose user must wait longer than a call would sleep for is deferred here,
+ * before any start, intent or plugin call.  Each used to start, run its
+ * plugin and ask wsync_rate_take() from inside its request, only to learn
+ * that wait.  The others keep their place: a short wait is slept through
+ * by the call, and an unknown one (a schema before 0015, the database
+ * busy) asked there, as before.  Returns how many of `jobs` are left, in
+ * order.
+ */
+static size_t settle_denied(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
+{
+	wsync_job **same = calloc(n ? n : 1, sizeof *same);
+	int64_t *wait = calloc(n ? n : 1, sizeof *wait);
+	char *ask = calloc(n ? n : 1, 1);
+	size_t kept = 0;
+	for (size_t i = 0; same && wait && ask && i < n; i++)
+		ask[i] = (char)denied(wsync_registry_find(e->registry, jobs[i]->entry.provider),
+		                      jobs[i]);
+	for (size_t i = 0; same && wait && ask && i < n; i++) {
+		const char *prov = jobs[i]->entry.provider;
+		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
+		size_t k = 0;
+		if (!ask[i])
+			continue;
+		for (size_t m = i; m < n; m++) /* every denied job of this provider */
+			if (ask[m] && !strcmp(jobs[m]->entry.provider, prov)) {
+				same[k++] = jobs[m];
+				ask[m] = 0;
+			}
+		if (wsync_store_rate_wait(db, prov, same, k, inst->cfg->user_windows,
+		                          inst->cfg->n_user_windows, inst->cfg->app_windows,
+		                          inst->cfg->n_app_windows, wait) < 0)
+			wsync_debug("store: no rate wait for %s: %.*s", prov,
+			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+		for (size_t m = 0; m < k; m++)
+			if (wait[m] > WSYNC_RATE_SLEEP_MAX_MS)
+				defer_unstarted(e, inst, same[m], wait[m]);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!jobs[i]->res.deferred)
+			jobs[kept++] = jobs[i];
+	free(same);
+	free(wait);
+	free(ask);
+	return kept;
+}
+
 /* Claim and load one batch.  Returns how many, or -1 on database trouble. */
 static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 {
@@ -409,6 +486,7 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 			give_back_outcome(j);
 	}
 	grant_calls(e, db, admitted, na);
+	na = settle_denied(e, db, admitted, na);
 	pthread_mutex_lock(&e->mu);
 	for (int i = 0, k = 0; i < n; i++) {
 		held_add(e, jobs[i]); /* out of memory: its lease alone protects it */

@@ -523,6 +523,12 @@ static const char RATE_GRANT_SQL[] =
 	"SELECT user_id::text, granted FROM wsync_rate_grant($1,"
 	" $2::uuid[], $3::int[], 0, $4::int[], $5::int[], $6::int[], $7::int[])";
 
+/* Read-only (migration 0015): not prepared, like RATE_GRANT_SQL, so a
+ * schema without it fails this statement alone. */
+static const char RATE_WAIT_SQL[] =
+	"SELECT user_id::text, wait_ms FROM wsync_rate_wait($1,"
+	" $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[])";
+
 static const char EXTEND_SQL[] =
 	"SELECT wsync_lease_extend($1::uuid[], $2::bigint[], $3::int)";
 
@@ -834,6 +840,48 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 					jobs[i]->rate_budget = 1;
 					left--;
 				}
+		}
+		rc = 0;
+	}
+	PQclear(r);
+	arrays_free(&a);
+	return rc;
+}
+
+int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
+                          const wsync_rate_window *user, int n_user,
+                          const wsync_rate_window *app, int n_app, int64_t *wait_ms)
+{
+	arrays a;
+	PGresult *r = NULL;
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		wait_ms[i] = -1;
+	if (n == 0)
+		return 0;
+	arrays_open(&a, 5);
+	for (size_t i = 0; i < n; i++)
+		sb_elem(&a.col[0], jobs[i]->entry.user_id);
+	for (int i = 0; i < n_app; i++) {
+		sb_int(&a.col[1], app[i].limit);
+		sb_int(&a.col[2], app[i].seconds);
+	}
+	for (int i = 0; i < n_user; i++) {
+		sb_int(&a.col[3], user[i].limit);
+		sb_int(&a.col[4], user[i].seconds);
+	}
+	if (arrays_close(&a) == 0) {
+		const char *p[6] = {provider, a.col[0].s, a.col[1].s, a.col[2].s, a.col[3].s,
+		                    a.col[4].s};
+		r = PQexecParams(db, RATE_WAIT_SQL, 6, NULL, p, NULL, NULL, 0);
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (int k = 0; k < PQntuples(r); k++) {
+			const char *u = PQgetvalue(r, k, 0);
+			long long w = strtoll(PQgetvalue(r, k, 1), NULL, 10);
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(jobs[i]->entry.user_id, u))
+					wait_ms[i] = w;
 		}
 		rc = 0;
 	}

@@ -134,6 +134,16 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
                            const wsync_rate_window *user, int n_user,
                            const wsync_rate_window *app, int n_app);
 
+/*
+ * How long each job's user must wait for its next call to `provider`
+ * (migration 0015: read only, nothing recorded): wait_ms[i] for jobs[i], 0
+ * when a window has room, -1 when unknown.  user, app: as for the grant.
+ * Returns 0, or -1 when the database could not answer (every wait -1).
+ */
+int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
+                          const wsync_rate_window *user, int n_user,
+                          const wsync_rate_window *app, int n_app, int64_t *wait_ms);
+
 /* Give claimed, never-started entries back: claimable at once. */
 int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n);
 

@@ -242,6 +242,15 @@ static void describe_windows(char *buf, size_t len, const wsync_rate_window *w, 
 		buf[len - 1] = '\0';
 }
 
+void wsync_rate_deferral_message(char *msg, size_t len, const char *provider,
+                                 const wsync_provider_config *p)
+{
+	char windows[WSYNC_MAX_APP_WINDOWS * 24 + 1];
+	describe_windows(windows, sizeof windows, p->user_windows, p->n_user_windows);
+	snprintf(msg, len, "deferred by wsync's own rate limit for %s (per user %s%s)", provider,
+	         windows, p->n_app_windows ? "; app_rate_limits" : "");
+}
+
 /* Wait for the rate limiter; 0 when the call may go, -1 when deferred.
  * With a database the limits hold for the cluster (take_db); without one,
  * or when the database cannot answer, for this process (ratelimit.c). */
@@ -269,13 +278,10 @@ static int rate_limit(wsync_call *call)
 		if (wait <= 0)
 			return 0;
 		if (wait > WSYNC_RATE_SLEEP_MAX_MS) {
+			char msg[sizeof call->message];
 			call->deferred = 1;
-			char windows[WSYNC_MAX_APP_WINDOWS * 24 + 1];
-			describe_windows(windows, sizeof windows, p->user_windows, p->n_user_windows);
-			host_set_error(call, WSYNC_E_RATE_LIMIT, (wait + 999) / 1000,
-			               "deferred by wsync's own rate limit for %s (per user %s%s)",
-			               call->inst->name, windows,
-			               p->n_app_windows ? "; app_rate_limits" : "");
+			wsync_rate_deferral_message(msg, sizeof msg, call->inst->name, p);
+			host_set_error(call, WSYNC_E_RATE_LIMIT, (wait + 999) / 1000, "%s", msg);
 			return -1;
 		}
 		struct timespec ts = {wait / 1000, (wait % 1000) * 1000000};

@@ -48,6 +48,10 @@ struct wsync_call {
 	struct wsync_call_owned *owned;
 };
 
+/* The message of an entry deferred by wsync's own limiter, into msg. */
+void wsync_rate_deferral_message(char *msg, size_t len, const char *provider,
+                                 const wsync_provider_config *p);
+
 /* The table handed to every plugin's init(). */
 const wsync_host *wsync_host_services(void);
 

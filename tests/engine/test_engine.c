@@ -510,7 +510,8 @@ static void test_own_deferral_leaves_no_intent(const char *conninfo)
 
 /* A user's backlog deferred by wsync's own limiter (2 calls a minute) comes
  * back two entries a minute, in queue order, not all at once to be
- * deferred again. */
+ * deferred again; the entries the batch's grant left without a call are
+ * deferred at their claim, never started. */
 static void test_backlog_comes_back_in_waves(const char *conninfo)
 {
 	enum { N = 9, L = 2 };
@@ -526,6 +527,9 @@ static void test_backlog_comes_back_in_waves(const char *conninfo)
 		int wave = (i - L) / L; /* 2 per minute, after the limiter's wait */
 		T_EQ_INT(processed(q[i]), 0);
 		CHECK_ERROR_TYPE(q[i], "rate_limit");
+		/* deferred at its claim: never started, so no attempt was made */
+		T_EQ_INT(qint("SELECT attempts + (last_attempt_at IS NOT NULL)::int"
+		              " FROM workout_sync_queue WHERE id = $1", q[i]), 0);
 		if (i == L)
 			first = d;
 		T_BETWEEN(d, first + 60 * wave - 2, first + 60 * wave + 2);

@@ -12,6 +12,8 @@
  *     when one of its windows or the app cap is full, users are served in
  *     uuid order, and the rows written are exactly the calls granted (and
  *     the calls that leave the newest L are deleted);
+ *   - after every grant, the read-only wsync_rate_wait() of 0015 tells each
+ *     user (and one that never called) the wait wsync_rate_take() answers;
  *   - the same SQLSTATE as before for a NULL provider and unequal arrays;
  *   - with 100,000 rows in the table, every access of the grant to
  *     wsync_rate_calls is a primary-key probe (auto_explain of the nested
@@ -148,6 +150,71 @@ static char *run_grant(PGconn *db, const char *prov, const grant_in *g)
 	}
 	PQclear(r);
 	return out;
+}
+
+/* ---- wsync_rate_wait (0015) against wsync_rate_take ------------------------------ */
+
+/* g's windows as wsync_rate_wait takes them: the per-minute limit is one
+ * more user window. */
+static void wait_windows(const grant_in *g, char *ul, char *us, char *al, char *as, size_t len)
+{
+	int lim[MAXW + 1], sec[MAXW + 1], n = 0;
+	for (int i = 0; i < (g->nu < 0 ? 0 : g->nu); i++, n++) {
+		lim[n] = g->ulim[i];
+		sec[n] = g->usec[i];
+	}
+	if (g->ppm > 0) {
+		lim[n] = g->ppm;
+		sec[n++] = 60;
+	}
+	int_array(ul, len, lim, n);
+	int_array(us, len, sec, n);
+	int_array(al, len, g->alim, g->na);
+	int_array(as, len, g->asec, g->na);
+}
+
+/* For every user of the pool, and one that never called, the wait the
+ * read-only wsync_rate_wait() tells is the one wsync_rate_take() answers
+ * at the same instant (taken in a transaction rolled back: a take of 0
+ * records a call).  Returns how many users had to wait. */
+static int check_waits(PGconn *db, const char *prov, const grant_in *g)
+{
+	char ul[64], us[64], al[64], as[64], now[32], users[(POOL + 1) * 40 + 4];
+	const char *stranger = "00000000-0000-4000-8000-0000000000ff";
+	size_t k = (size_t)snprintf(users, sizeof users, "{%s", stranger);
+	int waiting = 0;
+	for (int i = 0; i < POOL; i++)
+		k += (size_t)snprintf(users + k, sizeof users - k, ",%s", pool[i]);
+	snprintf(users + k, sizeof users - k, "}");
+	wait_windows(g, ul, us, al, as, sizeof ul);
+	snprintf(now, sizeof now, "%lld", g->now);
+	const char *p[7] = {prov, users, al, as, ul, us, now};
+	PGresult *r = PQexecParams(db, "SELECT user_id::text, wait_ms FROM wsync_rate_wait($1,"
+	                               " $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[],"
+	                               " timestamptz 'epoch' + $7::bigint * interval '1 millisecond')",
+	                           7, NULL, p, NULL, NULL, 0);
+	t_checks++;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != POOL + 1) {
+		t_fail(__FILE__, __LINE__, "wsync_rate_wait on %s: %s", prov, PQerrorMessage(db));
+		PQclear(r);
+		return 0;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *tp[7] = {prov, PQgetvalue(r, i, 0), al, as, now, ul, us};
+		long long told = atoll(PQgetvalue(r, i, 1)), taken;
+		t_exec(db, "BEGIN", 0, NULL);
+		taken = t_query_int(db, "SELECT wsync_rate_take($1, $2::uuid, 0, $3::int[], $4::int[],"
+		                        " timestamptz 'epoch' + $5::bigint * interval '1 millisecond',"
+		                        " $6::int[], $7::int[])", 7, tp);
+		t_exec(db, "ROLLBACK", 0, NULL);
+		t_checks++;
+		if (told != taken)
+			t_fail(__FILE__, __LINE__, "%s, user %s at %lld: wsync_rate_wait %lld ms,"
+			       " wsync_rate_take %lld ms", prov, PQgetvalue(r, i, 0), g->now, told, taken);
+		waiting += told > 0;
+	}
+	PQclear(r);
+	return waiting;
 }
 
 /* ---- the oracle: the sliding log, from the rows ------------------------------- */
@@ -353,7 +420,7 @@ static void random_windows(grant_in *g)
 static void test_same_as_0009(PGconn *o, PGconn *n)
 {
 	static ctable before, after_old, after_new, expect;
-	int grants = 0, partial = 0, full_block = 0;
+	int grants = 0, partial = 0, full_block = 0, waiting = 0;
 	for (int sc = 0; sc < 40; sc++) {
 		char prov[16];
 		grant_in g;
@@ -392,6 +459,7 @@ static void test_same_as_0009(PGconn *o, PGconn *n)
 				       got_new ? got_new : "(error)", want, d_old, d_new, d_exp);
 			t_checks++;
 			check_limits(&before, &after_new, &g);
+			waiting += check_waits(n, prov, &g);
 			grants++;
 			partial += got_new && strstr(got_new, "=0;") != NULL;
 			full_block += before.n > 0 && !strcmp(d_before, d_new);
@@ -408,10 +476,11 @@ static void test_same_as_0009(PGconn *o, PGconn *n)
 	}
 	/* The scenarios reach the interesting cases: users refused, and grants
 	 * that wrote nothing over existing rows. */
-	fprintf(stderr, "%d grants, %d with a user granted 0, %d wrote nothing\n", grants,
-	        partial, full_block);
+	fprintf(stderr, "%d grants, %d with a user granted 0, %d wrote nothing,"
+	        " %d users told to wait\n", grants, partial, full_block, waiting);
 	T_CHECK(partial > 50);
 	T_CHECK(full_block > 10);
+	T_CHECK(waiting > 100);
 }
 
 /* ---- errors -------------------------------------------------------------------- */
