@@ -12,15 +12,17 @@
 --
 -- The wait is wsync_rate_take()'s, without its locks: for each window, the
 -- L-th newest call's time plus the window, when that is still ahead (the
--- window is full); the most of a user's windows and the app's.  An estimate
--- for when to come back, never a permission: the entry is granted its call
--- (or deferred again) when it is claimed again.
+-- window is full); wait_ms the most of a user's windows and the app's,
+-- app_wait_ms the most of the app's alone (when it is the larger, the app
+-- holds the user back: wsyncd then spreads the provider's backlog, not the
+-- user's).  An estimate for when to come back, never a permission: the
+-- entry is granted its call (or deferred again) when it is claimed again.
 
 CREATE FUNCTION wsync_rate_wait(p_provider text, p_users uuid[],
                                 p_app_limits integer[], p_app_seconds integer[],
                                 p_user_limits integer[], p_user_seconds integer[],
                                 p_now timestamptz DEFAULT NULL)
-RETURNS TABLE (user_id uuid, wait_ms bigint) LANGUAGE sql VOLATILE
+RETURNS TABLE (user_id uuid, wait_ms bigint, app_wait_ms bigint) LANGUAGE sql VOLATILE
 SET enable_seqscan = off
 AS $$
     WITH users AS (
@@ -47,10 +49,11 @@ AS $$
                 WHERE c.provider = p_provider AND c.scope = w.scope
                   AND c.seq = l.seq - w.lim + 1) e),
     now_ AS (SELECT coalesce(p_now, clock_timestamp()) AS t)
-    SELECT us.u,
-           coalesce(max(greatest(0, ceil(extract(epoch FROM f.free_at - n.t) * 1000)))::bigint, 0)
-      FROM users us CROSS JOIN now_ n
-      LEFT JOIN full_until f ON f.u = us.u OR f.u IS NULL
+    SELECT us.u, coalesce(max(f.ms), 0), coalesce(max(f.ms) FILTER (WHERE f.app), 0)
+      FROM users us
+      LEFT JOIN (SELECT f.u, f.u IS NULL AS app,
+                        greatest(0, ceil(extract(epoch FROM f.free_at - n.t) * 1000))::bigint AS ms
+                   FROM full_until f, now_ n) f ON f.u = us.u OR f.app
      GROUP BY us.u
      ORDER BY us.u
 $$;

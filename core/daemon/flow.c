@@ -169,13 +169,20 @@ static void classify(wsync_engine *e, wsync_job *j)
 	j->outcome = wsync_classify(j->res.status, j->entry.retry_count, c->max_retries,
 	                            c->backoff_s, c->n_backoff, j->res.retry_after_s, jitter());
 	if (j->res.deferred && !j->outcome.processed) {
-		/* wsync's own limiter: the user's backlog comes back in waves */
+		/* wsync's own limiter: the backlog comes back in waves, the
+		 * user's, or the provider's when an app window holds it ("*" is
+		 * no user id) */
 		const wsync_plugin_instance *inst = wsync_registry_find(e->registry,
 		                                                        j->entry.provider);
-		if (inst)
+		const wsync_provider_config *p = inst ? inst->cfg : NULL;
+		if (p && j->res.app_bound)
+			j->outcome.delay_s = wsync_stagger_delay(
+				e->stagger, j->entry.provider, "*", j->outcome.delay_s,
+				p->app_windows, p->n_app_windows, (int64_t)time(NULL));
+		else if (p)
 			j->outcome.delay_s = wsync_stagger_delay(
 				e->stagger, j->entry.provider, j->entry.user_id, j->outcome.delay_s,
-				inst->cfg->user_windows, inst->cfg->n_user_windows, (int64_t)time(NULL));
+				p->user_windows, p->n_user_windows, (int64_t)time(NULL));
 	}
 	log_outcome(j, c->max_retries);
 }
@@ -394,15 +401,53 @@ static int denied(const wsync_plugin_instance *inst, const wsync_job *j)
 /* A job deferred by wsync's own limiter before it started (caller holds
  * swap_lock). */
 static void defer_unstarted(wsync_engine *e, const wsync_plugin_instance *inst, wsync_job *j,
-                            int64_t wait_ms)
+                            int64_t wait_ms, int64_t app_wait_ms)
 {
 	j->res.status = WSYNC_E_RATE_LIMIT;
 	j->res.deferred = 1;
+	j->res.app_bound = app_wait_ms >= wait_ms;
 	j->res.retry_after_s = (wait_ms + 999) / 1000;
 	wsync_rate_deferral_message(j->res.message, sizeof j->res.message, j->entry.provider,
 	                            inst->cfg);
 	classify(e, j);
 	count_job(e, j, -1, 0);
+}
+
+/* Scratch space of settle_denied, n entries each. */
+typedef struct denials {
+	wsync_job **same;     /* one provider's denied jobs */
+	int64_t *wait, *app;  /* their waits, and the app windows' part */
+	char *ask;            /* job i still to ask about */
+} denials;
+
+/* Ask the limiter, one statement per provider, about the denied jobs of
+ * `jobs`, and defer those whose wait is long. */
+static void ask_limiter(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n,
+                        const denials *d)
+{
+	for (size_t i = 0; i < n; i++)
+		d->ask[i] = (char)denied(wsync_registry_find(e->registry, jobs[i]->entry.provider),
+		                         jobs[i]);
+	for (size_t i = 0; i < n; i++) {
+		const char *prov = jobs[i]->entry.provider;
+		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
+		size_t k = 0;
+		if (!d->ask[i])
+			continue;
+		for (size_t m = i; m < n; m++) /* every denied job of this provider */
+			if (d->ask[m] && !strcmp(jobs[m]->entry.provider, prov)) {
+				d->same[k++] = jobs[m];
+				d->ask[m] = 0;
+			}
+		if (wsync_store_rate_wait(db, prov, d->same, k, inst->cfg->user_windows,
+		                          inst->cfg->n_user_windows, inst->cfg->app_windows,
+		                          inst->cfg->n_app_windows, d->wait, d->app) < 0)
+			wsync_debug("store: no rate wait for %s: %.*s", prov,
+			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+		for (size_t m = 0; m < k; m++)
+			if (d->wait[m] > WSYNC_RATE_SLEEP_MAX_MS)
+				defer_unstarted(e, inst, d->same[m], d->wait[m], d->app[m]);
+	}
 }
 
 /*
@@ -413,44 +458,23 @@ static void defer_unstarted(wsync_engine *e, const wsync_plugin_instance *inst, 
  * plugin and ask wsync_rate_take() from inside its request, only to learn
  * that wait.  The others keep their place: a short wait is slept through
  * by the call, and an unknown one (a schema before 0015, the database
- * busy) asked there, as before.  Returns how many of `jobs` are left, in
- * order.
+ * busy, out of memory) asked there, as before.  Returns how many of `jobs`
+ * are left, in order.
  */
 static size_t settle_denied(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 {
-	wsync_job **same = calloc(n ? n : 1, sizeof *same);
-	int64_t *wait = calloc(n ? n : 1, sizeof *wait);
-	char *ask = calloc(n ? n : 1, 1);
-	size_t kept = 0;
-	for (size_t i = 0; same && wait && ask && i < n; i++)
-		ask[i] = (char)denied(wsync_registry_find(e->registry, jobs[i]->entry.provider),
-		                      jobs[i]);
-	for (size_t i = 0; same && wait && ask && i < n; i++) {
-		const char *prov = jobs[i]->entry.provider;
-		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
-		size_t k = 0;
-		if (!ask[i])
-			continue;
-		for (size_t m = i; m < n; m++) /* every denied job of this provider */
-			if (ask[m] && !strcmp(jobs[m]->entry.provider, prov)) {
-				same[k++] = jobs[m];
-				ask[m] = 0;
-			}
-		if (wsync_store_rate_wait(db, prov, same, k, inst->cfg->user_windows,
-		                          inst->cfg->n_user_windows, inst->cfg->app_windows,
-		                          inst->cfg->n_app_windows, wait) < 0)
-			wsync_debug("store: no rate wait for %s: %.*s", prov,
-			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
-		for (size_t m = 0; m < k; m++)
-			if (wait[m] > WSYNC_RATE_SLEEP_MAX_MS)
-				defer_unstarted(e, inst, same[m], wait[m]);
-	}
+	size_t cap = n ? n : 1, kept = 0;
+	int64_t *waits = calloc(2 * cap, sizeof *waits);
+	denials d = {calloc(cap, sizeof *d.same), waits, waits ? waits + cap : NULL,
+	             calloc(cap, 1)};
+	if (d.same && d.wait && d.ask)
+		ask_limiter(e, db, jobs, n, &d);
 	for (size_t i = 0; i < n; i++)
 		if (!jobs[i]->res.deferred)
 			jobs[kept++] = jobs[i];
-	free(same);
-	free(wait);
-	free(ask);
+	free(d.same);
+	free(waits);
+	free(d.ask);
 	return kept;
 }
 

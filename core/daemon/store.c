@@ -526,7 +526,7 @@ static const char RATE_GRANT_SQL[] =
 /* Read-only (migration 0015): not prepared, like RATE_GRANT_SQL, so a
  * schema without it fails this statement alone. */
 static const char RATE_WAIT_SQL[] =
-	"SELECT user_id::text, wait_ms FROM wsync_rate_wait($1,"
+	"SELECT user_id::text, wait_ms, app_wait_ms FROM wsync_rate_wait($1,"
 	" $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[])";
 
 static const char EXTEND_SQL[] =
@@ -850,13 +850,14 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 
 int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
                           const wsync_rate_window *user, int n_user,
-                          const wsync_rate_window *app, int n_app, int64_t *wait_ms)
+                          const wsync_rate_window *app, int n_app, int64_t *wait_ms,
+                          int64_t *app_wait_ms)
 {
 	arrays a;
 	PGresult *r = NULL;
 	int rc = -1;
 	for (size_t i = 0; i < n; i++)
-		wait_ms[i] = -1;
+		wait_ms[i] = app_wait_ms[i] = -1;
 	if (n == 0)
 		return 0;
 	arrays_open(&a, 5);
@@ -879,9 +880,12 @@ int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jo
 		for (int k = 0; k < PQntuples(r); k++) {
 			const char *u = PQgetvalue(r, k, 0);
 			long long w = strtoll(PQgetvalue(r, k, 1), NULL, 10);
+			long long app = strtoll(PQgetvalue(r, k, 2), NULL, 10);
 			for (size_t i = 0; i < n; i++)
-				if (!strcmp(jobs[i]->entry.user_id, u))
+				if (!strcmp(jobs[i]->entry.user_id, u)) {
 					wait_ms[i] = w;
+					app_wait_ms[i] = app;
+				}
 		}
 		rc = 0;
 	}

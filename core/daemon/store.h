@@ -47,6 +47,8 @@ typedef struct wsync_result {
 	int32_t status;                /* WSYNC_* or WSYNC_E_RECORD_GONE */
 	int64_t retry_after_s;
 	int deferred;                  /* our own limiter deferred it */
+	int app_bound;                 /* ... because an app window was full
+	                                  (known only when deferred at its claim) */
 	char message[1024];
 	wsync_link_action link;        /* for the entry's own entity */
 	char *provider_id;             /* LINK_SET: malloc'ed */
@@ -137,12 +139,14 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 /*
  * How long each job's user must wait for its next call to `provider`
  * (migration 0015: read only, nothing recorded): wait_ms[i] for jobs[i], 0
- * when a window has room, -1 when unknown.  user, app: as for the grant.
- * Returns 0, or -1 when the database could not answer (every wait -1).
+ * when a window has room, -1 when unknown; app_wait_ms[i] the part of it
+ * the app windows alone make.  user, app: as for the grant.  Returns 0, or
+ * -1 when the database could not answer (every wait -1).
  */
 int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
                           const wsync_rate_window *user, int n_user,
-                          const wsync_rate_window *app, int n_app, int64_t *wait_ms);
+                          const wsync_rate_window *app, int n_app, int64_t *wait_ms,
+                          int64_t *app_wait_ms);
 
 /* Give claimed, never-started entries back: claimable at once. */
 int wsync_store_release(PGconn *db, wsync_job *const *jobs, size_t n);

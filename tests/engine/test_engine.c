@@ -433,15 +433,33 @@ static void test_abandoned(void)
 	free(q), free(w), free(u);
 }
 
+/* A user with a token on `provider`, malloc'ed; its uuid starts with
+ * `rank` (8 hex digits), so users made with rising ranks sort in that
+ * order (the batch grant serves users in uuid order). */
+static char *provider_user(const char *provider, int rank)
+{
+	char r[16];
+	const char *p[2] = {provider, r};
+	char *user;
+	snprintf(r, sizeof r, "%08x", (unsigned)rank);
+	user = t_query_str(db, "SELECT overlay(gen_random_uuid()::text PLACING $1 FROM 1 FOR 8)",
+	                   1, p + 1);
+	p[1] = user;
+	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
+	           " upload_workouts_enabled) VALUES ($2, $1, 'tok', true)", 2, p);
+	return user;
+}
+
 /* A provider `name` (conf.d/<name>.ini, plugin scripted) whose every call
  * makes one GET through the core (to a closed port: only a deferral
- * changes the scripted answer), with `limits` per user, one worker; its
- * own config at *ini_out.  Returns a user with a token there. */
+ * changes the scripted answer), with the rate limit line `limits`
+ * ("user_rate_limits = 1/1m"), one worker; its own config at *ini_out.
+ * Returns a user with a token there. */
 static char *limited_provider(const char *conninfo, const char *name, const char *limits,
                               char *ini_out)
 {
-	char dir[600], path[700], text[2048], rec[700], *user;
-	const char *p[2] = {name, NULL};
+	char dir[600], path[700], text[2048], rec[700];
+	const char *p[1] = {name};
 	snprintf(dir, sizeof dir, "%s/%s", tmp, name);
 	snprintf(rec, sizeof rec, "%s/calls-%s.log", tmp, name);
 	write_config(dir, conninfo, 1, 10, rec, 0, ini_out);
@@ -449,16 +467,13 @@ static char *limited_provider(const char *conninfo, const char *name, const char
 	unlink(path);
 	snprintf(path, sizeof path, "%s/conf.d/%s.ini", dir, name);
 	snprintf(text, sizeof text,
-	         "[provider]\nplugin = scripted\nuser_rate_limits = %s\n"
+	         "[provider]\nplugin = scripted\n%s\n"
 	         "base_url = https://127.0.0.1:9\nconnect_timeout_seconds = 2\n"
 	         "[scripted]\nrecord_file = %s\nhttp = true\n", limits, rec);
 	t_write_file(path, text, 0644);
 	t_exec(db, "INSERT INTO sync_providers (name, plugin) VALUES ($1, 'scripted')"
 	           " ON CONFLICT DO NOTHING", 1, p);
-	p[1] = user = t_query_str(db, "SELECT gen_random_uuid()::text", 0, NULL);
-	t_exec(db, "INSERT INTO provider_tokens (user_id, provider, access_token,"
-	           " upload_workouts_enabled) VALUES ($2, $1, 'tok', true)", 2, p);
-	return user;
+	return provider_user(name, 0);
 }
 
 /* n creates of new workouts of `user` on `provider`, in this order. */
@@ -481,7 +496,7 @@ static void test_own_deferral_leaves_no_intent(const char *conninfo)
 {
 	char lini[512], *u, *w[3], *q[3];
 	const char *p[1];
-	u = limited_provider(conninfo, "limited", "1/1m", lini);
+	u = limited_provider(conninfo, "limited", "user_rate_limits = 1/1m", lini);
 	enqueue_creates("limited", u, 3, w, q);
 	/* q[1]'s earlier attempt may have reached the provider. */
 	p[0] = q[1];
@@ -517,7 +532,7 @@ static void test_backlog_comes_back_in_waves(const char *conninfo)
 	enum { N = 9, L = 2 };
 	char lini[512], *u, *w[N], *q[N];
 	long long first = 0, prev = 0;
-	u = limited_provider(conninfo, "waves", "2/1m", lini);
+	u = limited_provider(conninfo, "waves", "user_rate_limits = 2/1m", lini);
 	enqueue_creates("waves", u, N, w, q);
 	run_config(lini);
 	for (int i = 0; i < L; i++)
@@ -540,6 +555,41 @@ static void test_backlog_comes_back_in_waves(const char *conninfo)
 	for (int i = 0; i < N; i++)
 		free(w[i]), free(q[i]);
 	free(u);
+}
+
+/* A backlog held by an app-wide window (2 calls a minute for everyone)
+ * comes back two entries a minute across its users, in queue order, each
+ * deferred at its claim.  (The users' uuids rise in queue order: the grant
+ * serves users in uuid order.) */
+static void test_app_backlog_comes_back_in_waves(const char *conninfo)
+{
+	enum { N = 9, A = 2 };
+	char lini[512], *u[N], *w[N], *q[N];
+	long long first = 0, prev = 0;
+	u[0] = limited_provider(conninfo, "appwaves", "app_rate_limits = 2/1m", lini);
+	for (int i = 1; i < N; i++)
+		u[i] = provider_user("appwaves", i);
+	for (int i = 0; i < N; i++)
+		enqueue_creates("appwaves", u[i], 1, &w[i], &q[i]);
+	run_config(lini);
+	for (int i = 0; i < A; i++)
+		T_EQ_INT(processed(q[i]), 1);
+	for (int i = A; i < N; i++) {
+		long long d = delay_s(q[i]);
+		int wave = (i - A) / A;
+		T_EQ_INT(processed(q[i]), 0);
+		CHECK_ERROR_TYPE(q[i], "rate_limit");
+		T_EQ_INT(qint("SELECT attempts + (last_attempt_at IS NOT NULL)::int"
+		              " FROM workout_sync_queue WHERE id = $1", q[i]), 0);
+		if (i == A)
+			first = d;
+		T_BETWEEN(d, first + 60 * wave - 2, first + 60 * wave + 2);
+		T_CHECK(d >= prev - 2);
+		prev = d;
+	}
+	T_BETWEEN(first, 40, 62);
+	for (int i = 0; i < N; i++)
+		free(u[i]), free(w[i]), free(q[i]);
 }
 
 static void test_bad_conninfo(void)
@@ -592,6 +642,7 @@ int main(int argc, char **argv)
 	test_abandoned();
 	test_own_deferral_leaves_no_intent(conninfo);
 	test_backlog_comes_back_in_waves(conninfo);
+	test_app_backlog_comes_back_in_waves(conninfo);
 	test_bad_conninfo();
 
 	PQfinish(db);

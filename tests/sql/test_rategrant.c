@@ -173,23 +173,39 @@ static void wait_windows(const grant_in *g, char *ul, char *us, char *al, char *
 	int_array(as, len, g->asec, g->na);
 }
 
+/* wsync_rate_take() at g's instant, in a transaction rolled back (a take
+ * of 0 records a call). */
+static long long take_at(PGconn *db, const char *prov, const char *user, const char *al,
+                         const char *as, const char *now, const char *ul, const char *us)
+{
+	const char *tp[7] = {prov, user, al, as, now, ul, us};
+	long long taken;
+	t_exec(db, "BEGIN", 0, NULL);
+	taken = t_query_int(db, "SELECT wsync_rate_take($1, $2::uuid, 0, $3::int[], $4::int[],"
+	                        " timestamptz 'epoch' + $5::bigint * interval '1 millisecond',"
+	                        " $6::int[], $7::int[])", 7, tp);
+	t_exec(db, "ROLLBACK", 0, NULL);
+	return taken;
+}
+
 /* For every user of the pool, and one that never called, the wait the
  * read-only wsync_rate_wait() tells is the one wsync_rate_take() answers
- * at the same instant (taken in a transaction rolled back: a take of 0
- * records a call).  Returns how many users had to wait. */
-static int check_waits(PGconn *db, const char *prov, const grant_in *g)
+ * at the same instant, and its app part the take's with the app windows
+ * alone.  Counts the users told to wait, in all and for the app. */
+static void check_waits(PGconn *db, const char *prov, const grant_in *g, int *waiting,
+                        int *app_waiting)
 {
 	char ul[64], us[64], al[64], as[64], now[32], users[(POOL + 1) * 40 + 4];
 	const char *stranger = "00000000-0000-4000-8000-0000000000ff";
 	size_t k = (size_t)snprintf(users, sizeof users, "{%s", stranger);
-	int waiting = 0;
+	int user_waits = 0, app_waits = 0;
 	for (int i = 0; i < POOL; i++)
 		k += (size_t)snprintf(users + k, sizeof users - k, ",%s", pool[i]);
 	snprintf(users + k, sizeof users - k, "}");
 	wait_windows(g, ul, us, al, as, sizeof ul);
 	snprintf(now, sizeof now, "%lld", g->now);
 	const char *p[7] = {prov, users, al, as, ul, us, now};
-	PGresult *r = PQexecParams(db, "SELECT user_id::text, wait_ms FROM wsync_rate_wait($1,"
+	PGresult *r = PQexecParams(db, "SELECT user_id::text, wait_ms, app_wait_ms FROM wsync_rate_wait($1,"
 	                               " $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[],"
 	                               " timestamptz 'epoch' + $7::bigint * interval '1 millisecond')",
 	                           7, NULL, p, NULL, NULL, 0);
@@ -197,24 +213,28 @@ static int check_waits(PGconn *db, const char *prov, const grant_in *g)
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != POOL + 1) {
 		t_fail(__FILE__, __LINE__, "wsync_rate_wait on %s: %s", prov, PQerrorMessage(db));
 		PQclear(r);
-		return 0;
+		return;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		const char *tp[7] = {prov, PQgetvalue(r, i, 0), al, as, now, ul, us};
-		long long told = atoll(PQgetvalue(r, i, 1)), taken;
-		t_exec(db, "BEGIN", 0, NULL);
-		taken = t_query_int(db, "SELECT wsync_rate_take($1, $2::uuid, 0, $3::int[], $4::int[],"
-		                        " timestamptz 'epoch' + $5::bigint * interval '1 millisecond',"
-		                        " $6::int[], $7::int[])", 7, tp);
-		t_exec(db, "ROLLBACK", 0, NULL);
-		t_checks++;
-		if (told != taken)
-			t_fail(__FILE__, __LINE__, "%s, user %s at %lld: wsync_rate_wait %lld ms,"
-			       " wsync_rate_take %lld ms", prov, PQgetvalue(r, i, 0), g->now, told, taken);
-		waiting += told > 0;
+		const char *user = PQgetvalue(r, i, 0);
+		long long told = atoll(PQgetvalue(r, i, 1)), told_app = atoll(PQgetvalue(r, i, 2));
+		long long taken = take_at(db, prov, user, al, as, now, ul, us);
+		long long taken_app = take_at(db, prov, user, al, as, now, "{}", "{}");
+		t_checks += 2;
+		if (told != taken || told_app != taken_app)
+			t_fail(__FILE__, __LINE__, "%s, user %s at %lld: wsync_rate_wait %lld ms"
+			       " (app %lld), wsync_rate_take %lld ms (app windows alone %lld)", prov,
+			       user, g->now, told, told_app, taken, taken_app);
+		user_waits += told > 0;
+		app_waits += told_app > 0;
 	}
 	PQclear(r);
-	return waiting;
+	t_checks++;
+	if (app_waits > user_waits) /* the app's wait is part of the whole */
+		t_fail(__FILE__, __LINE__, "%s: %d users wait for the app, %d in all", prov,
+		       app_waits, user_waits);
+	*waiting += user_waits;
+	*app_waiting += app_waits;
 }
 
 /* ---- the oracle: the sliding log, from the rows ------------------------------- */
@@ -420,7 +440,7 @@ static void random_windows(grant_in *g)
 static void test_same_as_0009(PGconn *o, PGconn *n)
 {
 	static ctable before, after_old, after_new, expect;
-	int grants = 0, partial = 0, full_block = 0, waiting = 0;
+	int grants = 0, partial = 0, full_block = 0, waiting = 0, app_waiting = 0;
 	for (int sc = 0; sc < 40; sc++) {
 		char prov[16];
 		grant_in g;
@@ -459,7 +479,7 @@ static void test_same_as_0009(PGconn *o, PGconn *n)
 				       got_new ? got_new : "(error)", want, d_old, d_new, d_exp);
 			t_checks++;
 			check_limits(&before, &after_new, &g);
-			waiting += check_waits(n, prov, &g);
+			check_waits(n, prov, &g, &waiting, &app_waiting);
 			grants++;
 			partial += got_new && strstr(got_new, "=0;") != NULL;
 			full_block += before.n > 0 && !strcmp(d_before, d_new);
@@ -477,10 +497,12 @@ static void test_same_as_0009(PGconn *o, PGconn *n)
 	/* The scenarios reach the interesting cases: users refused, and grants
 	 * that wrote nothing over existing rows. */
 	fprintf(stderr, "%d grants, %d with a user granted 0, %d wrote nothing,"
-	        " %d users told to wait\n", grants, partial, full_block, waiting);
+	        " %d users told to wait, %d for the app\n", grants, partial, full_block, waiting,
+	        app_waiting);
 	T_CHECK(partial > 50);
 	T_CHECK(full_block > 10);
 	T_CHECK(waiting > 100);
+	T_CHECK(app_waiting > 50);
 }
 
 /* ---- errors -------------------------------------------------------------------- */
