@@ -13,7 +13,10 @@
  *   - a worker claiming while a bulk DELETE cancels: every claimed create
  *     gets a delete behind it, nothing unclaimed survives;
  *   - bulk workout updates (re-queuing schedules) racing bulk schedule
- *     updates in opposite row orders: no deadlock.
+ *     updates in opposite row orders: no deadlock;
+ *   - the heartbeat's lease extension (0016) skips a row another
+ *     transaction is writing instead of waiting for it (it waited, and so
+ *     could deadlock with wsyncd's writer).
  */
 #include "schemas.h"
 #include "sqltest.h"
@@ -492,6 +495,47 @@ static void test_no_deadlock(PGconn *db)
 	        == 150 * 2);
 }
 
+/* Three leased entries; another session is writing the second (an outcome
+ * not yet committed).  The extension returns at once with the other two
+ * extended, where it used to wait for the writer (and, the writer waiting
+ * for a row it held, deadlock). */
+static void test_lease_extend_skips_busy_rows(PGconn *db)
+{
+	PGconn *writer = t_db();
+	char *ids, *leases;
+	t_exec(db, "INSERT INTO workouts (user_id, name, description) SELECT '" U "', 'l' || i,"
+	           " 'lease' FROM generate_series(1, 3) i", 0, NULL);
+	t_exec(db, "UPDATE workout_sync_queue q SET locked_by = 'hb', lease_token = nextval("
+	           "'workout_sync_lease_seq'), locked_until = now() + interval '10 s'"
+	           " FROM workouts w WHERE w.id = q.entity_id AND w.description = 'lease'"
+	           " AND q.provider = 'wahoo'", 0, NULL);
+	ids = t_query_str(db, "SELECT array_agg(id ORDER BY seq)::text FROM workout_sync_queue"
+	                      " WHERE locked_by = 'hb'", 0, NULL);
+	leases = t_query_str(db, "SELECT array_agg(lease_token ORDER BY seq)::text"
+	                         " FROM workout_sync_queue WHERE locked_by = 'hb'", 0, NULL);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE locked_by = 'hb'",
+	                     0, NULL), 3);
+	t_exec(writer, "BEGIN", 0, NULL);
+	t_exec(writer, "UPDATE workout_sync_queue SET error_message = 'writing' WHERE id ="
+	               " (SELECT id FROM workout_sync_queue WHERE locked_by = 'hb'"
+	               " ORDER BY seq OFFSET 1 LIMIT 1)", 0, NULL);
+	t_exec(db, "SET lock_timeout = '3s'", 0, NULL);
+	long long t0 = t_now_ms();
+	T_EQ_INT(t_query_int(db, "SELECT wsync_lease_extend($1::uuid[], $2::bigint[], 600)", 2,
+	                     (const char *[]){ids, leases}), 2);
+	T_CHECK(t_now_ms() - t0 < 2000); /* did not wait for the writer */
+	t_exec(db, "RESET lock_timeout", 0, NULL);
+	T_EQ_INT(t_query_int(db, "SELECT count(*) FROM workout_sync_queue WHERE locked_by = 'hb'"
+	                         " AND locked_until > now() + interval '500 s'", 0, NULL), 2);
+	t_exec(writer, "ROLLBACK", 0, NULL);
+	/* With the writer gone, the next extension reaches all three. */
+	T_EQ_INT(t_query_int(db, "SELECT wsync_lease_extend($1::uuid[], $2::bigint[], 600)", 2,
+	                     (const char *[]){ids, leases}), 3);
+	PQfinish(writer);
+	free(ids);
+	free(leases);
+}
+
 int main(void)
 {
 	PGconn *db = t_db(), *o, *n;
@@ -516,6 +560,7 @@ int main(void)
 	test_three_row_insert(db);
 	test_claim_vs_bulk_delete(db);
 	test_no_deadlock(db);
+	test_lease_extend_skips_busy_rows(db);
 	PQfinish(db);
 	free(dir_old);
 	return t_done();
