@@ -121,7 +121,8 @@ static long long mono_ms(void)
  * 0 closed before the first byte, -1 error or closed midway, -2 timeout.
  * What is there already needs no poll (a frame's body after its head);
  * what is awaited (`wait_first`: the next frame) needs no try first.  A
- * deadline already passed still takes what is there. */
+ * deadline already passed still takes what is there.  The descriptor is
+ * blocking. */
 static int read_all(int fd, char *p, size_t len, long long until, int wait_first)
 {
 	size_t got = 0;
@@ -129,6 +130,18 @@ static int read_all(int fd, char *p, size_t len, long long until, int wait_first
 		struct pollfd pfd = {fd, POLLIN, 0};
 		int wait = -1, r;
 		ssize_t k;
+		if (until < 0) {
+			/* No deadline: a blocking receive is the wait (a poll
+			 * first would be one more system call per frame). */
+			k = recv(fd, p + got, len - got, 0);
+			if (k > 0)
+				got += (size_t)k;
+			else if (k == 0)
+				return got ? -1 : 0;
+			else if (errno != EINTR)
+				return -1;
+			continue;
+		}
 		if (!wait_first) {
 			k = recv(fd, p + got, len - got, MSG_DONTWAIT);
 			if (k > 0) {
