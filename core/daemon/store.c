@@ -803,6 +803,21 @@ int wsync_store_write_outcomes(PGconn *db, wsync_job *const *jobs, size_t n)
 
 /* ---- rate limits ------------------------------------------------------------- */
 
+/* The limiter's windows as two int[] columns each, app then user, from
+ * column `at`: what wsync_rate_grant() and wsync_rate_wait() take. */
+static void add_windows(arrays *a, int at, const wsync_rate_window *user, int n_user,
+                        const wsync_rate_window *app, int n_app)
+{
+	for (int i = 0; i < n_app; i++) {
+		sb_int(&a->col[at], app[i].limit);
+		sb_int(&a->col[at + 1], app[i].seconds);
+	}
+	for (int i = 0; i < n_user; i++) {
+		sb_int(&a->col[at + 2], user[i].limit);
+		sb_int(&a->col[at + 3], user[i].seconds);
+	}
+}
+
 int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *jobs, size_t n,
                            const wsync_rate_window *user, int n_user,
                            const wsync_rate_window *app, int n_app)
@@ -817,14 +832,7 @@ int wsync_store_rate_grant(PGconn *db, const char *provider, wsync_job *const *j
 		sb_elem(&a.col[0], jobs[i]->entry.user_id);
 		sb_int(&a.col[1], 1);
 	}
-	for (int i = 0; i < n_app; i++) {
-		sb_int(&a.col[2], app[i].limit);
-		sb_int(&a.col[3], app[i].seconds);
-	}
-	for (int i = 0; i < n_user; i++) {
-		sb_int(&a.col[4], user[i].limit);
-		sb_int(&a.col[5], user[i].seconds);
-	}
+	add_windows(&a, 2, user, n_user, app, n_app);
 	if (arrays_close(&a) == 0) {
 		const char *p[7] = {provider, a.col[0].s, a.col[1].s, a.col[2].s, a.col[3].s,
 		                    a.col[4].s, a.col[5].s};
@@ -863,14 +871,7 @@ int wsync_store_rate_wait(PGconn *db, const char *provider, wsync_job *const *jo
 	arrays_open(&a, 5);
 	for (size_t i = 0; i < n; i++)
 		sb_elem(&a.col[0], jobs[i]->entry.user_id);
-	for (int i = 0; i < n_app; i++) {
-		sb_int(&a.col[1], app[i].limit);
-		sb_int(&a.col[2], app[i].seconds);
-	}
-	for (int i = 0; i < n_user; i++) {
-		sb_int(&a.col[3], user[i].limit);
-		sb_int(&a.col[4], user[i].seconds);
-	}
+	add_windows(&a, 1, user, n_user, app, n_app);
 	if (arrays_close(&a) == 0) {
 		const char *p[6] = {provider, a.col[0].s, a.col[1].s, a.col[2].s, a.col[3].s,
 		                    a.col[4].s};

@@ -527,31 +527,39 @@ static void test_own_deferral_leaves_no_intent(const char *conninfo)
  * back two entries a minute, in queue order, not all at once to be
  * deferred again; the entries the batch's grant left without a call are
  * deferred at their claim, never started. */
-static void test_backlog_comes_back_in_waves(const char *conninfo)
+/* Of the n entries q (queue order) under a window of `per_minute` calls a
+ * minute: the first per_minute synced, the rest deferred at their claim
+ * (never started, so no attempt made) and due per_minute a minute after
+ * the limiter's wait, in queue order. */
+static void check_waves(char *const *q, int n, int per_minute)
 {
-	enum { N = 9, L = 2 };
-	char lini[512], *u, *w[N], *q[N];
 	long long first = 0, prev = 0;
-	u = limited_provider(conninfo, "waves", "user_rate_limits = 2/1m", lini);
-	enqueue_creates("waves", u, N, w, q);
-	run_config(lini);
-	for (int i = 0; i < L; i++)
+	for (int i = 0; i < per_minute; i++)
 		T_EQ_INT(processed(q[i]), 1);
-	for (int i = L; i < N; i++) {
+	for (int i = per_minute; i < n; i++) {
 		long long d = delay_s(q[i]);
-		int wave = (i - L) / L; /* 2 per minute, after the limiter's wait */
+		int wave = (i - per_minute) / per_minute;
 		T_EQ_INT(processed(q[i]), 0);
 		CHECK_ERROR_TYPE(q[i], "rate_limit");
-		/* deferred at its claim: never started, so no attempt was made */
 		T_EQ_INT(qint("SELECT attempts + (last_attempt_at IS NOT NULL)::int"
 		              " FROM workout_sync_queue WHERE id = $1", q[i]), 0);
-		if (i == L)
+		if (i == per_minute)
 			first = d;
 		T_BETWEEN(d, first + 60 * wave - 2, first + 60 * wave + 2);
 		T_CHECK(d >= prev - 2); /* queue order */
 		prev = d;
 	}
 	T_BETWEEN(first, 40, 62); /* the limiter's own wait for the next slot */
+}
+
+static void test_backlog_comes_back_in_waves(const char *conninfo)
+{
+	enum { N = 9 };
+	char lini[512], *u, *w[N], *q[N];
+	u = limited_provider(conninfo, "waves", "user_rate_limits = 2/1m", lini);
+	enqueue_creates("waves", u, N, w, q);
+	run_config(lini);
+	check_waves(q, N, 2);
 	for (int i = 0; i < N; i++)
 		free(w[i]), free(q[i]);
 	free(u);
@@ -563,31 +571,15 @@ static void test_backlog_comes_back_in_waves(const char *conninfo)
  * serves users in uuid order.) */
 static void test_app_backlog_comes_back_in_waves(const char *conninfo)
 {
-	enum { N = 9, A = 2 };
+	enum { N = 9 };
 	char lini[512], *u[N], *w[N], *q[N];
-	long long first = 0, prev = 0;
 	u[0] = limited_provider(conninfo, "appwaves", "app_rate_limits = 2/1m", lini);
 	for (int i = 1; i < N; i++)
 		u[i] = provider_user("appwaves", i);
 	for (int i = 0; i < N; i++)
 		enqueue_creates("appwaves", u[i], 1, &w[i], &q[i]);
 	run_config(lini);
-	for (int i = 0; i < A; i++)
-		T_EQ_INT(processed(q[i]), 1);
-	for (int i = A; i < N; i++) {
-		long long d = delay_s(q[i]);
-		int wave = (i - A) / A;
-		T_EQ_INT(processed(q[i]), 0);
-		CHECK_ERROR_TYPE(q[i], "rate_limit");
-		T_EQ_INT(qint("SELECT attempts + (last_attempt_at IS NOT NULL)::int"
-		              " FROM workout_sync_queue WHERE id = $1", q[i]), 0);
-		if (i == A)
-			first = d;
-		T_BETWEEN(d, first + 60 * wave - 2, first + 60 * wave + 2);
-		T_CHECK(d >= prev - 2);
-		prev = d;
-	}
-	T_BETWEEN(first, 40, 62);
+	check_waves(q, N, 2);
 	for (int i = 0; i < N; i++)
 		free(u[i]), free(w[i]), free(q[i]);
 }
