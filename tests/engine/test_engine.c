@@ -584,6 +584,33 @@ static void test_app_backlog_comes_back_in_waves(const char *conninfo)
 		free(u[i]), free(w[i]), free(q[i]);
 }
 
+/* Against a schema without 0015 (a rolling upgrade), the entries the grant
+ * denied are deferred as before 0015: each starts, asks the limiter from
+ * its request, and is deferred with its attempt given back. */
+static void test_deferral_without_rate_wait(const char *conninfo)
+{
+	enum { N = 3 };
+	char lini[512], *u, *w[N], *q[N];
+	u = limited_provider(conninfo, "nowait", "user_rate_limits = 1/1m", lini);
+	enqueue_creates("nowait", u, N, w, q);
+	t_exec(db, "ALTER FUNCTION wsync_rate_wait(text, uuid[], integer[], integer[], integer[],"
+	           " integer[], timestamptz) RENAME TO wsync_rate_wait_hidden", 0, NULL);
+	run_config(lini);
+	t_exec(db, "ALTER FUNCTION wsync_rate_wait_hidden(text, uuid[], integer[], integer[],"
+	           " integer[], integer[], timestamptz) RENAME TO wsync_rate_wait", 0, NULL);
+	T_EQ_INT(processed(q[0]), 1);
+	for (int i = 1; i < N; i++) {
+		T_EQ_INT(processed(q[i]), 0);
+		CHECK_ERROR_TYPE(q[i], "rate_limit");
+		T_EQ_INT(qint("SELECT attempts FROM workout_sync_queue WHERE id = $1", q[i]), 0);
+		T_EQ_INT(qint("SELECT (last_attempt_at IS NOT NULL)::int FROM workout_sync_queue"
+		              " WHERE id = $1", q[i]), 1); /* it did start */
+	}
+	for (int i = 0; i < N; i++)
+		free(w[i]), free(q[i]);
+	free(u);
+}
+
 static void test_bad_conninfo(void)
 {
 	char dir[600], bad_ini[512], *out = NULL;
@@ -635,6 +662,7 @@ int main(int argc, char **argv)
 	test_own_deferral_leaves_no_intent(conninfo);
 	test_backlog_comes_back_in_waves(conninfo);
 	test_app_backlog_comes_back_in_waves(conninfo);
+	test_deferral_without_rate_wait(conninfo);
 	test_bad_conninfo();
 
 	PQfinish(db);
