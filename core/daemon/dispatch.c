@@ -159,12 +159,17 @@ static int32_t ensure_workout_linked(wsync_plugin_instance *inst, wsync_call *ca
 	return j->res.status;
 }
 
+int wsync_dispatch_may_call(const wsync_job *j)
+{
+	return !is_delete(&j->entry) || (is_workout(&j->entry) ? j->workout_link : j->sched_link);
+}
+
 static void run_delete(wsync_plugin_instance *inst, wsync_call *call, wsync_job *j,
                        const entities *v)
 {
 	wsync_request req;
 	int32_t st;
-	if (!(is_workout(&j->entry) ? j->workout_link : j->sched_link)) {
+	if (!wsync_dispatch_may_call(j)) {
 		j->res.status = WSYNC_NOT_APPLICABLE; /* never synced there */
 		return;
 	}

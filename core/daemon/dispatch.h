@@ -28,6 +28,10 @@ typedef struct wsync_call_env {
  * when the job needs its calls; otherwise job->res says why it ends. */
 int32_t wsync_dispatch_prepare(wsync_job *job);
 
+/* 0 when a prepared job certainly calls no provider: a delete of what was
+ * never synced there (it succeeds without a call); 1 otherwise. */
+int wsync_dispatch_may_call(const wsync_job *job);
+
 /* Make the job's plugin calls (its intent is recorded) and fill job->res. */
 void wsync_dispatch_call(wsync_plugin_instance *inst, const wsync_call_env *env,
                          wsync_job *job);

@@ -174,15 +174,13 @@ static void classify(wsync_engine *e, wsync_job *j)
 		 * no user id) */
 		const wsync_plugin_instance *inst = wsync_registry_find(e->registry,
 		                                                        j->entry.provider);
-		const wsync_provider_config *p = inst ? inst->cfg : NULL;
-		if (p && j->res.app_bound)
+		int app = j->res.app_bound;
+		if (inst)
 			j->outcome.delay_s = wsync_stagger_delay(
-				e->stagger, j->entry.provider, "*", j->outcome.delay_s,
-				p->app_windows, p->n_app_windows, (int64_t)time(NULL));
-		else if (p)
-			j->outcome.delay_s = wsync_stagger_delay(
-				e->stagger, j->entry.provider, j->entry.user_id, j->outcome.delay_s,
-				p->user_windows, p->n_user_windows, (int64_t)time(NULL));
+				e->stagger, j->entry.provider, app ? "*" : j->entry.user_id,
+				j->outcome.delay_s, app ? inst->cfg->app_windows : inst->cfg->user_windows,
+				app ? inst->cfg->n_app_windows : inst->cfg->n_user_windows,
+				(int64_t)time(NULL));
 	}
 	log_outcome(j, c->max_retries);
 }
@@ -357,12 +355,60 @@ static size_t provider_names(wsync_registry *r, const char **names, size_t max)
 	return n;
 }
 
+/* A job deferred by wsync's own limiter before it started (caller holds
+ * swap_lock). */
+static void defer_unstarted(wsync_engine *e, const wsync_plugin_instance *inst, wsync_job *j,
+                            int64_t wait_ms, int64_t app_wait_ms)
+{
+	j->res.status = WSYNC_E_RATE_LIMIT;
+	j->res.deferred = 1;
+	j->res.app_bound = app_wait_ms >= wait_ms;
+	j->res.retry_after_s = (wait_ms + 999) / 1000;
+	wsync_rate_deferral_message(j->res.message, sizeof j->res.message, j->entry.provider,
+	                            inst->cfg);
+	classify(e, j);
+	count_job(e, j, -1, 0);
+}
+
+/*
+ * Of one provider's jobs the grant just served, those it left without a
+ * call and that will call (wsync_dispatch_may_call): one read of the
+ * limiter tells their users' waits, and a job whose user must wait longer
+ * than a call would sleep for is deferred here, before any start, intent
+ * or plugin call.  Each used to start, run its plugin and ask
+ * wsync_rate_take() from inside its request, only to learn that wait.  The
+ * others keep their place: a short wait is slept through by the call, and
+ * an unknown one (a schema before 0015, the database busy) asked there, as
+ * before.  `same` is reordered; wait and app have room for k.
+ */
+static void defer_denied(wsync_engine *e, PGconn *db, const wsync_plugin_instance *inst,
+                         wsync_job **same, size_t k, int64_t *wait, int64_t *app)
+{
+	const wsync_provider_config *p = inst->cfg;
+	size_t d = 0;
+	for (size_t i = 0; i < k; i++)
+		if (same[i]->rate_budget == 0 && wsync_dispatch_may_call(same[i]))
+			same[d++] = same[i];
+	if (d == 0)
+		return;
+	if (wsync_store_rate_wait(db, inst->name, same, d, p->user_windows, p->n_user_windows,
+	                          p->app_windows, p->n_app_windows, wait, app) < 0)
+		wsync_debug("store: no rate wait for %s: %.*s", inst->name,
+		            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+	for (size_t i = 0; i < d; i++)
+		if (wait[i] > WSYNC_RATE_SLEEP_MAX_MS)
+			defer_unstarted(e, inst, same[i], wait[i], app[i]);
+}
+
 /* One statement per provider grants each admitted job its call from the
- * cluster-wide rate limiter (caller holds swap_lock).  A failure costs
- * nothing but speed: the jobs then take their calls one by one. */
+ * cluster-wide rate limiter, and the jobs it denies are settled at once
+ * (defer_denied; caller holds swap_lock).  A failed grant costs nothing
+ * but speed: the jobs then take their calls one by one. */
 static void grant_calls(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 {
-	wsync_job **same = calloc(n ? n : 1, sizeof *same);
+	size_t cap = n ? n : 1;
+	wsync_job **same = calloc(cap, sizeof *same);
+	int64_t *wait = calloc(cap, sizeof *wait), *app = calloc(cap, sizeof *app);
 	for (size_t i = 0; same && i < n; i++) {
 		const char *prov = jobs[i]->entry.provider;
 		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
@@ -380,101 +426,22 @@ static void grant_calls(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
 		                           inst->cfg->n_app_windows) < 0)
 			wsync_debug("store: no batch grant for %s: %.*s", prov,
 			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
+		if (wait && app)
+			defer_denied(e, db, inst, same, k, wait, app);
 	}
 	free(same);
+	free(wait);
+	free(app);
 }
 
-/* Whether j has to ask the limiter for its call: the batch grant gave it
- * none, and it is sure to call (a delete of what was never synced makes no
- * request). */
-static int denied(const wsync_plugin_instance *inst, const wsync_job *j)
+/* Drop from `jobs` (keeping their order) those the limiter deferred;
+ * returns how many are left. */
+static size_t drop_deferred(wsync_job **jobs, size_t n)
 {
-	if (!inst || (inst->cfg->n_user_windows == 0 && inst->cfg->n_app_windows == 0) ||
-	    j->rate_budget > 0)
-		return 0;
-	if (!strcmp(j->entry.operation, "delete"))
-		return strcmp(j->entry.entity_type, "workout") ? j->sched_link != NULL
-		                                               : j->workout_link != NULL;
-	return 1;
-}
-
-/* A job deferred by wsync's own limiter before it started (caller holds
- * swap_lock). */
-static void defer_unstarted(wsync_engine *e, const wsync_plugin_instance *inst, wsync_job *j,
-                            int64_t wait_ms, int64_t app_wait_ms)
-{
-	j->res.status = WSYNC_E_RATE_LIMIT;
-	j->res.deferred = 1;
-	j->res.app_bound = app_wait_ms >= wait_ms;
-	j->res.retry_after_s = (wait_ms + 999) / 1000;
-	wsync_rate_deferral_message(j->res.message, sizeof j->res.message, j->entry.provider,
-	                            inst->cfg);
-	classify(e, j);
-	count_job(e, j, -1, 0);
-}
-
-/* Scratch space of settle_denied, n entries each. */
-typedef struct denials {
-	wsync_job **same;     /* one provider's denied jobs */
-	int64_t *wait, *app;  /* their waits, and the app windows' part */
-	char *ask;            /* job i still to ask about */
-} denials;
-
-/* Ask the limiter, one statement per provider, about the denied jobs of
- * `jobs`, and defer those whose wait is long. */
-static void ask_limiter(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n,
-                        const denials *d)
-{
-	for (size_t i = 0; i < n; i++)
-		d->ask[i] = (char)denied(wsync_registry_find(e->registry, jobs[i]->entry.provider),
-		                         jobs[i]);
-	for (size_t i = 0; i < n; i++) {
-		const char *prov = jobs[i]->entry.provider;
-		const wsync_plugin_instance *inst = wsync_registry_find(e->registry, prov);
-		size_t k = 0;
-		if (!d->ask[i])
-			continue;
-		for (size_t m = i; m < n; m++) /* every denied job of this provider */
-			if (d->ask[m] && !strcmp(jobs[m]->entry.provider, prov)) {
-				d->same[k++] = jobs[m];
-				d->ask[m] = 0;
-			}
-		if (wsync_store_rate_wait(db, prov, d->same, k, inst->cfg->user_windows,
-		                          inst->cfg->n_user_windows, inst->cfg->app_windows,
-		                          inst->cfg->n_app_windows, d->wait, d->app) < 0)
-			wsync_debug("store: no rate wait for %s: %.*s", prov,
-			            (int)strcspn(PQerrorMessage(db), "\n"), PQerrorMessage(db));
-		for (size_t m = 0; m < k; m++)
-			if (d->wait[m] > WSYNC_RATE_SLEEP_MAX_MS)
-				defer_unstarted(e, inst, d->same[m], d->wait[m], d->app[m]);
-	}
-}
-
-/*
- * The jobs the batch grant left without a call (caller holds swap_lock):
- * one read of the limiter per provider tells each user's wait, and a job
- * whose user must wait longer than a call would sleep for is deferred here,
- * before any start, intent or plugin call.  Each used to start, run its
- * plugin and ask wsync_rate_take() from inside its request, only to learn
- * that wait.  The others keep their place: a short wait is slept through
- * by the call, and an unknown one (a schema before 0015, the database
- * busy, out of memory) asked there, as before.  Returns how many of `jobs`
- * are left, in order.
- */
-static size_t settle_denied(wsync_engine *e, PGconn *db, wsync_job **jobs, size_t n)
-{
-	size_t cap = n ? n : 1, kept = 0;
-	int64_t *waits = calloc(2 * cap, sizeof *waits);
-	denials d = {calloc(cap, sizeof *d.same), waits, waits ? waits + cap : NULL,
-	             calloc(cap, 1)};
-	if (d.same && d.wait && d.ask)
-		ask_limiter(e, db, jobs, n, &d);
+	size_t kept = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!jobs[i]->res.deferred)
 			jobs[kept++] = jobs[i];
-	free(d.same);
-	free(waits);
-	free(d.ask);
 	return kept;
 }
 
@@ -510,7 +477,7 @@ static int claim_batch(wsync_engine *e, PGconn *db, int *limit)
 			give_back_outcome(j);
 	}
 	grant_calls(e, db, admitted, na);
-	na = settle_denied(e, db, admitted, na);
+	na = drop_deferred(admitted, na);
 	pthread_mutex_lock(&e->mu);
 	for (int i = 0, k = 0; i < n; i++) {
 		held_add(e, jobs[i]); /* out of memory: its lease alone protects it */
