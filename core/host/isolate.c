@@ -319,15 +319,14 @@ static int fork_on_forker(const char *name, proc *p, char *err, size_t errlen)
 	return job.rc;
 }
 
-/* Start a child and wait until it has loaded the plugin; NULL with err. */
-static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
+/* Start a child and hand it the instance's setup; NULL with err.  The
+ * child then loads the plugin while the caller goes on (await_ready). */
+static proc *launch_proc(wsync_child *c, char *err, size_t errlen)
 {
 	proc *p = new_proc(c->iso.channels);
 	wsync_wire w = {0};
-	uint32_t type = 0;
-	int r;
+	int sent;
 
-	*refused = 0;
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -337,8 +336,27 @@ static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 		return NULL;
 	}
 	put_setup(&w, c);
-	r = wsync_wire_send(p->control, WSYNC_WIRE_SETUP, &w) < 0 ? -1
-	    : wsync_wire_recv(p->control, READY_TIMEOUT_MS, &type, &w);
+	sent = wsync_wire_send(p->control, WSYNC_WIRE_SETUP, &w);
+	wsync_wire_free(&w);
+	if (sent < 0) {
+		end_proc(p, NULL);
+		snprintf(err, errlen, "its process %s while loading the plugin", p->death);
+		close_proc(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Wait until a launched child has loaded the plugin and run init().  p, or
+ * NULL with err (p is then ended and freed); *refused: 1 the plugin refused,
+ * 2 its configuration did. */
+static proc *await_ready(proc *p, char *err, size_t errlen, int *refused)
+{
+	wsync_wire w = {0};
+	uint32_t type = 0;
+	int r = wsync_wire_recv(p->control, READY_TIMEOUT_MS, &type, &w);
+
+	*refused = 0;
 	if (r == 1 && type == WSYNC_WIRE_READY && wsync_wire_get_i64(&w) == 1 && !w.bad) {
 		p->refs = 1;
 		wsync_wire_free(&w);
@@ -356,6 +374,14 @@ static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
 	wsync_wire_free(&w);
 	close_proc(p);
 	return NULL;
+}
+
+/* Start a child and wait until it has loaded the plugin; NULL with err. */
+static proc *start_proc(wsync_child *c, char *err, size_t errlen, int *refused)
+{
+	proc *p = launch_proc(c, err, errlen);
+	*refused = 0;
+	return p ? await_ready(p, err, errlen, refused) : NULL;
 }
 
 /* ---- probing a plugin file ----------------------------------------------------- */
@@ -477,29 +503,44 @@ static wsync_child *child_new(wsync_plugin_instance *inst, const wsync_isolation
 	return c;
 }
 
+/* The instance gets no child: it is refused with err. */
+static void refuse_child(wsync_plugin_instance *in, const char *err, int refused)
+{
+	wsync_error("provider %s refused: %s", in->name, err);
+	free(in->refusal);
+	in->refusal = strdup(err);
+	in->config_error = refused == 2;
+	in->loaded = 0;
+	wsync_child_free(in->child);
+	in->child = NULL;
+}
+
+/* Every child is launched before any is waited for: they load their
+ * plugins side by side, so wsyncd's start (and a reload) waits for the
+ * slowest, not for the sum. */
 size_t wsync_isolate_registry(wsync_registry *reg, const wsync_isolation *iso)
 {
-	size_t running = 0;
-	for (size_t i = 0; i < wsync_registry_count(reg); i++) {
+	size_t running = 0, n = wsync_registry_count(reg);
+	char err[1024];
+	int refused;
+
+	for (size_t i = 0; i < n; i++) {
 		wsync_plugin_instance *in = wsync_registry_at(reg, i);
-		char err[1024];
-		int refused;
 		if (!in->loaded)
 			continue;
-		if (!(in->child = child_new(in, iso)) ||
-		    !(in->child->cur = start_proc(in->child, err, sizeof err, &refused))) {
-			if (!in->child)
-				snprintf(err, sizeof err, "out of memory");
-			wsync_error("provider %s refused: %s", in->name, err);
-			free(in->refusal);
-			in->refusal = strdup(err);
-			in->config_error = in->child && refused == 2;
-			in->loaded = 0;
-			wsync_child_free(in->child);
-			in->child = NULL;
+		if (!(in->child = child_new(in, iso)))
+			refuse_child(in, "out of memory", 0);
+		else if (!(in->child->cur = launch_proc(in->child, err, sizeof err)))
+			refuse_child(in, err, 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		wsync_plugin_instance *in = wsync_registry_at(reg, i);
+		if (!in->loaded)
 			continue;
-		}
-		running++;
+		if (!(in->child->cur = await_ready(in->child->cur, err, sizeof err, &refused)))
+			refuse_child(in, err, refused);
+		else
+			running++;
 	}
 	return running;
 }

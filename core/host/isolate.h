@@ -78,9 +78,10 @@ wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso
 
 /*
  * Give every loaded instance of `reg` (loaded with validate_only) its child
- * and wait for it to load the plugin and run init().  An instance whose
- * child refuses (init() failed, the file cannot be loaded as the plugin
- * user) becomes refused with the child's reason, as in-process.
+ * and wait for it to load the plugin and run init().  The children load
+ * side by side: the wait is the slowest child's, not the sum.  An instance
+ * whose child refuses (init() failed, the file cannot be loaded as the
+ * plugin user) becomes refused with the child's reason, as in-process.
  * Returns the number of instances that run.
  */
 size_t wsync_isolate_registry(wsync_registry *reg, const wsync_isolation *iso);
