@@ -439,31 +439,117 @@ static int take_descriptor(probed *pr, wsync_plugin *d)
 	return w->bad ? -1 : 0;
 }
 
-/* wsync_load_options.probe: a plugin process of its own opens the file
- * (with the privileges and limits of a running plugin), validates it as the
- * loader does and describes it; nothing of the plugin runs in wsyncd. */
-static int probe_plugin(void *arg, const char *path, wsync_plugin *desc, void **owned,
-                        char *err, size_t errlen)
-{
-	const wsync_isolation *iso = arg;
-	proc *p = new_proc(0);
-	probed *pr = calloc(1, sizeof *pr);
-	wsync_wire w = {0};
-	uint32_t type = 0;
-	int r = -1, rc = -1;
+/* Probes started ahead (wsync_load_options.probe_ahead), by file, until
+ * the loader asks for them. */
+typedef struct probe_set {
+	const wsync_isolation *iso;
+	struct ahead {
+		char *path;
+		proc *p;
+	} *ahead;
+	size_t n;
+} probe_set;
 
-	if (!p || !pr || fork_on_forker("probe", p, err, errlen) < 0) {
-		if (!p || !pr)
-			snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
+/* A probe process for the file at path, its question sent; NULL with err. */
+static proc *launch_probe(const wsync_isolation *iso, const char *path, char *err,
+                          size_t errlen)
+{
+	proc *p = new_proc(0);
+	wsync_wire w = {0};
+	int sent;
+
+	if (!p) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if (fork_on_forker("probe", p, err, errlen) < 0) {
+		close_proc(p);
+		return NULL;
 	}
 	wsync_wire_i64(&w, iso->drop);
 	wsync_wire_i64(&w, iso->uid);
 	wsync_wire_i64(&w, iso->gid);
 	wsync_wire_i64(&w, iso->memory_limit_mb);
 	wsync_wire_str(&w, path);
-	if (wsync_wire_send(p->control, WSYNC_WIRE_PROBE, &w) == 0)
-		r = wsync_wire_recv(p->control, READY_TIMEOUT_MS, &type, &pr->frame);
+	sent = wsync_wire_send(p->control, WSYNC_WIRE_PROBE, &w);
+	wsync_wire_free(&w);
+	if (sent < 0) {
+		end_proc(p, NULL);
+		snprintf(err, errlen, "%s: its plugin process %s while loading it", path, p->death);
+		close_proc(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* wsync_load_options.probe_ahead: the loader will ask for this file; its
+ * probe starts now, beside the others.  A probe that cannot start here is
+ * started again, and its failure reported, when the file is asked for. */
+static void probe_ahead(void *arg, const char *path)
+{
+	probe_set *ps = arg;
+	char err[512];
+	struct ahead *grown = realloc(ps->ahead, (ps->n + 1) * sizeof *grown);
+	proc *p;
+	if (!grown)
+		return;
+	ps->ahead = grown;
+	if (!(p = launch_probe(ps->iso, path, err, sizeof err)))
+		return;
+	if (!(grown[ps->n].path = strdup(path))) {
+		end_proc(p, "probed");
+		close_proc(p);
+		return;
+	}
+	grown[ps->n++].p = p;
+}
+
+/* The probe started ahead for path, taken out of the set, or NULL. */
+static proc *take_ahead(probe_set *ps, const char *path)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (!strcmp(ps->ahead[i].path, path)) {
+			proc *p = ps->ahead[i].p;
+			free(ps->ahead[i].path);
+			ps->ahead[i] = ps->ahead[--ps->n];
+			return p;
+		}
+	return NULL;
+}
+
+/* Probes the loader never asked for (it refused their instances first). */
+static void drop_ahead(probe_set *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		end_proc(ps->ahead[i].p, "probed");
+		close_proc(ps->ahead[i].p);
+		free(ps->ahead[i].path);
+	}
+	free(ps->ahead);
+	ps->ahead = NULL;
+	ps->n = 0;
+}
+
+/* wsync_load_options.probe: a plugin process of its own opens the file
+ * (with the privileges and limits of a running plugin), validates it as the
+ * loader does and describes it; nothing of the plugin runs in wsyncd. */
+static int probe_plugin(void *arg, const char *path, wsync_plugin *desc, void **owned,
+                        char *err, size_t errlen)
+{
+	probe_set *ps = arg;
+	proc *p = take_ahead(ps, path);
+	probed *pr = calloc(1, sizeof *pr);
+	uint32_t type = 0;
+	int r = -1, rc = -1;
+
+	if (!p)
+		p = launch_probe(ps->iso, path, err, errlen);
+	if (!p || !pr) {
+		if (!pr)
+			snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	r = wsync_wire_recv(p->control, READY_TIMEOUT_MS, &type, &pr->frame);
 	if (r == 1 && type == WSYNC_WIRE_DESCRIPTOR) {
 		int ok = (int)wsync_wire_get_i64(&pr->frame);
 		const char *why = ok ? NULL : wsync_wire_get_str(&pr->frame, NULL);
@@ -477,7 +563,6 @@ static int probe_plugin(void *arg, const char *path, wsync_plugin *desc, void **
 		snprintf(err, errlen, "%s: its plugin process %s while loading it", path, p->death);
 	}
 out:
-	wsync_wire_free(&w);
 	if (p)
 		close_proc(p);
 	if (rc == 0)
@@ -600,8 +685,10 @@ static int refuse_probe(void *arg, const char *path, wsync_plugin *desc, void **
 
 wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso)
 {
+	probe_set probes = {iso, NULL, 0};
 	wsync_load_options opts = {.validate_only = 1, .probe = probe_plugin,
-	                           .probe_free = probe_free, .probe_arg = iso};
+	                           .probe_ahead = probe_ahead, .probe_free = probe_free,
+	                           .probe_arg = &probes};
 	wsync_registry *reg;
 	char err[400];
 	if (!cfg->plugin_isolate)
@@ -609,12 +696,14 @@ wsync_registry *wsync_isolate_load(const wsync_config *cfg, wsync_isolation *iso
 	iso->memory_limit_mb = cfg->plugin_memory_limit_mb;
 	if (plugin_user(cfg, iso, err, sizeof err) < 0) {
 		opts.probe = refuse_probe;
+		opts.probe_ahead = NULL;
 		opts.probe_arg = err;
 		reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
 		refuse_all(reg, err);
 		return reg;
 	}
 	reg = wsync_registry_load_opts(cfg, wsync_host_services(), &opts);
+	drop_ahead(&probes);
 	wsync_isolate_registry(reg, iso);
 	return reg;
 }

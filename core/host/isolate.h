@@ -13,9 +13,10 @@
  * and per call the entities and the access token of that call.
  *
  * wsyncd never dlopens a plugin itself: a short-lived child of the same
- * kind ("probe") loads the file, runs the loader's checks and describes it
- * (wsync_plugin_probe), so no constructor or entry function of a plugin
- * runs where the conninfo is.
+ * kind ("probe", one per file, all started before any is waited for) loads
+ * the file, runs the loader's checks and describes it (wsync_plugin_probe),
+ * so no constructor or entry function of a plugin runs where the conninfo
+ * is.
  *
  * One child per instance, with one channel per call thread, so calls run
  * concurrently as they did in-process (a WSYNC_PLUGIN_SERIAL plugin still

@@ -186,12 +186,44 @@ static int describe(wsync_registry *r, loaded_file *f, char *err, size_t errlen)
 	return r->opts.probe(r->opts.probe_arg, f->path, &f->desc, &f->probed, err, errlen);
 }
 
+/* [provider] plugin names a file in the plugin directory, never a path. */
+static int plugin_name_ok(const char *plugin)
+{
+	return !strchr(plugin, '/') && plugin[0] != '.';
+}
+
+static void plugin_path(const wsync_registry *r, const char *plugin, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s.so", r->cfg->plugin_dir, plugin);
+}
+
+/* Tell opts.probe_ahead every file the instances will ask for, once each,
+ * so their probes run side by side; what fails here is reported by the
+ * instance's own pass (get_file). */
+static void announce_probes(wsync_registry *r)
+{
+	const wsync_config *cfg = r->cfg;
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		const char *plugin = cfg->providers[i].plugin;
+		char path[PATH_MAX], err[1024];
+		size_t k = 0;
+		if (!plugin || !plugin_name_ok(plugin))
+			continue;
+		while (k < i && !(cfg->providers[k].plugin &&
+		                  !strcmp(cfg->providers[k].plugin, plugin)))
+			k++;
+		plugin_path(r, plugin, path, sizeof path);
+		if (k == i && check_file(path, err, sizeof err) == 0)
+			r->opts.probe_ahead(r->opts.probe_arg, path);
+	}
+}
+
 static loaded_file *get_file(wsync_registry *r, const char *plugin)
 {
 	char path[PATH_MAX], err[1024] = "";
 	loaded_file **grown, *f;
 
-	snprintf(path, sizeof path, "%s/%s.so", r->cfg->plugin_dir, plugin);
+	plugin_path(r, plugin, path, sizeof path);
 	for (size_t i = 0; i < r->n_files; i++)
 		if (!strcmp(r->files[i]->path, path))
 			return r->files[i];
@@ -201,7 +233,7 @@ static loaded_file *get_file(wsync_registry *r, const char *plugin)
 	r->files = grown;
 	grown[r->n_files++] = f;
 	f->path = strdup(path);
-	if (strchr(plugin, '/') || plugin[0] == '.')
+	if (!plugin_name_ok(plugin))
 		snprintf(err, sizeof err, "%s: plugin name '%s' must be a file name, not a path",
 		         path, plugin);
 	else if (describe(r, f, err, sizeof err) == 0 &&
@@ -361,6 +393,8 @@ wsync_registry *wsync_registry_load_opts(const wsync_config *cfg, const wsync_ho
 	r->instances = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *r->instances);
 	if (!r->instances)
 		abort();
+	if (r->opts.probe && r->opts.probe_ahead)
+		announce_probes(r);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
 		const wsync_provider_config *p = &cfg->providers[i];
 		wsync_plugin_instance *in = calloc(1, sizeof *in);

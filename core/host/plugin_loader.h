@@ -64,6 +64,11 @@ typedef struct wsync_load_options {
 	 * probe_free when the registry goes), or -1 with the refusal in err. */
 	int (*probe)(void *arg, const char *path, wsync_plugin *desc, void **owned,
 	             char *err, size_t errlen);
+	/* Optional, with probe: called once per file the loader will probe,
+	 * once the file has passed the trust checks and before the first
+	 * probe, so the probes can run side by side (probe then collects
+	 * them).  It reports nothing: probe does. */
+	void (*probe_ahead)(void *arg, const char *path);
 	void (*probe_free)(void *owned);
 	void *probe_arg;
 } wsync_load_options;

@@ -140,9 +140,12 @@ static void check_command(void)
 		T_CONTAINS(out, want);
 	}
 	T_CONTAINS(out, "built for plugin ABI 2");
-	/* The children start side by side (isolate.c): a child's refusal from
-	 * init() still lands on its own instance, between two that run. */
+	/* The probes and the children start side by side (isolate.c): each
+	 * refusal still lands on its own instance, among instances that run,
+	 * and a file two instances share is probed once for both. */
 	T_CONTAINS(out, "init_fails.so: init() of plugin init_fails failed");
+	T_CONTAINS(out, "notelf.so: cannot load:");
+	T_CONTAINS(out, "writable.so: writable by group or others (mode 775)");
 	T_CONTAINS(out, "good2            ok");
 	free(out);
 
