@@ -13,8 +13,9 @@
  * sooner than r entries ahead of it can be served, and never sooner than
  * the limiter's own wait.  The first deferral once a wave's start has
  * passed begins a new wave.  A backlog held by an app window is one wave
- * of the provider's: user "*" (no user id) with the app windows.  An estimate, per process: an entry that finds
- * no slot is deferred again; the limiter alone decides who calls.
+ * of the provider's: user "*" (no user id) with the app windows.  An
+ * estimate, per process: an entry that finds no slot is deferred again;
+ * the limiter alone decides who calls.
  *
  * Thread-safe: call threads classify outcomes at once.
  */

@@ -119,63 +119,39 @@ static long long mono_ms(void)
 
 /* Read exactly len bytes before `until` (ms, < 0: no limit).  1 done,
  * 0 closed before the first byte, -1 error or closed midway, -2 timeout.
- * What is there already needs no poll (a frame's body after its head);
- * what is awaited (`wait_first`: the next frame) needs no try first.  A
- * deadline already passed still takes what is there.  The descriptor is
- * blocking. */
+ * Without a deadline a blocking receive is the wait (a poll first would be
+ * one more system call per frame).  With one, what is there already is
+ * taken without a poll (a frame's body after its head), and what is
+ * awaited (`wait_first`: the next frame) is polled for without a try
+ * first; a deadline already passed still takes what is there.  The
+ * descriptor is blocking. */
 static int read_all(int fd, char *p, size_t len, long long until, int wait_first)
 {
 	size_t got = 0;
 	while (got < len) {
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int wait = -1, r;
 		ssize_t k;
-		if (until < 0) {
-			/* No deadline: a blocking receive is the wait (a poll
-			 * first would be one more system call per frame). */
-			k = recv(fd, p + got, len - got, 0);
-			if (k > 0)
-				got += (size_t)k;
-			else if (k == 0)
-				return got ? -1 : 0;
-			else if (errno != EINTR)
-				return -1;
-			continue;
-		}
-		if (!wait_first) {
-			k = recv(fd, p + got, len - got, MSG_DONTWAIT);
-			if (k > 0) {
-				got += (size_t)k;
-				continue;
-			}
-			if (k == 0)
-				return got ? -1 : 0;
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				return -1;
-		}
-		wait_first = 0;
-		if (until >= 0) {
+		if (until >= 0 && wait_first) {
+			struct pollfd pfd = {fd, POLLIN, 0};
 			long long left = until - mono_ms();
-			wait = left <= 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
-		}
-		r = poll(&pfd, 1, wait);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			if (until >= 0 && until - mono_ms() <= 0)
+			int r = poll(&pfd, 1, left <= 0 ? 0 : left > 1000000 ? 1000000 : (int)left);
+			if (r < 0 && errno != EINTR)
+				return -1;
+			if (r == 0 && until - mono_ms() <= 0)
 				return -2;
-			continue;
+			if (r <= 0)
+				continue;
 		}
-		k = recv(fd, p + got, len - got, 0);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (k == 0)
+		k = recv(fd, p + got, len - got, until >= 0 ? MSG_DONTWAIT : 0);
+		if (k > 0) {
+			got += (size_t)k;
+			wait_first = 0;
+		} else if (k == 0) {
 			return got ? -1 : 0;
-		if (k < 0)
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			wait_first = 1;
+		} else if (errno != EINTR) {
 			return -1;
-		got += (size_t)k;
+		}
 	}
 	return 1;
 }
